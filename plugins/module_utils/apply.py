@@ -1,0 +1,284 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""The one apply path: server-side apply, server dry-run for check mode, user-field diffs, delete.
+
+Every object costs at most one read and one write. The read is skipped for nothing: it tells
+whether the object already holds exactly what we would apply (then no write is sent at all),
+and it gives the diff its `before`. Objects of one kind in one namespace are read with a single
+list request.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import hashlib
+import json
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, InputError, KubeError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
+
+FIELD_MANAGER = "aiinfra.cluster"
+HASH_ANNOTATION = "aiinfra.cluster/applied-hash"
+NOISY_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
+# Reading a whole collection to save per-object GETs pays off only for small objects.
+NO_LIST_PREFETCH = ("CustomResourceDefinition",)
+
+
+def object_ref(obj):
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return "%s %s%s" % (obj.get("kind"), (ns + "/") if ns else "", meta.get("name"))
+
+
+def applied_hash(obj):
+    """Stable hash of what we apply; stored on the object so a later run can tell that a field
+    was dropped from the desired state (a subset check alone cannot)."""
+    clean = copy.deepcopy(obj)
+    (clean.get("metadata") or {}).get("annotations", {}).pop(HASH_ANNOTATION, None)
+    return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:20]
+
+
+def is_subset(desired, actual):
+    """True when every field in `desired` has the same value in `actual`."""
+    if isinstance(desired, dict):
+        if not isinstance(actual, dict):
+            return False
+        return all(k in actual and is_subset(v, actual[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(actual, list) or len(desired) != len(actual):
+            return False
+        return all(is_subset(d, a) for d, a in zip(desired, actual))
+    if isinstance(desired, bool) or isinstance(actual, bool):
+        return desired is actual
+    if isinstance(desired, (int, float)) and isinstance(actual, (int, float)):
+        return desired == actual
+    return desired == actual
+
+
+def project(actual, template):
+    """Keep only the parts of `actual` that `template` (the desired manifest) sets: the diff then
+    shows user-set fields, not status or server-set metadata."""
+    if actual is None:
+        return None
+    if isinstance(template, dict) and isinstance(actual, dict):
+        out = {}
+        for key, sub in template.items():
+            if key in actual:
+                out[key] = project(actual[key], sub)
+        return out
+    if isinstance(template, list) and isinstance(actual, list):
+        named = template and all(isinstance(t, dict) and "name" in t for t in template)
+        if named:
+            by_name = dict((t["name"], t) for t in template)
+            return [project(a, by_name.get(a.get("name"), a)) if isinstance(a, dict) else a for a in actual]
+        return [project(a, template[i] if i < len(template) else a) for i, a in enumerate(actual)]
+    return actual
+
+
+def strip_server_fields(obj):
+    """The object as users want to see it in results: no managedFields or bookkeeping."""
+    if not isinstance(obj, dict):
+        return obj
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata") or {}
+    meta.pop("managedFields", None)
+    return out
+
+
+def _comparable(obj):
+    out = copy.deepcopy(obj or {})
+    meta = out.get("metadata") or {}
+    for key in NOISY_METADATA:
+        meta.pop(key, None)
+    return out
+
+
+def _diff_view(obj, template):
+    view = project(obj, template)
+    if view is not None:
+        (view.get("metadata") or {}).get("annotations", {}).pop(HASH_ANNOTATION, None)
+        annotations = (view.get("metadata") or {}).get("annotations")
+        if annotations == {}:
+            view["metadata"].pop("annotations")
+    return view
+
+
+def validate_manifest(obj, index=0):
+    """Structural checks done before any request, so a bad item cannot half-apply a bundle."""
+    where = "resource #%d" % (index + 1)
+    if not isinstance(obj, dict):
+        raise InputError("%s is not a mapping" % where)
+    for key in ("apiVersion", "kind"):
+        if not obj.get(key) or not isinstance(obj.get(key), str):
+            raise InputError("%s has no %s" % (where, key))
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict) or not meta.get("name"):
+        raise InputError("%s (%s) has no metadata.name" % (where, obj.get("kind")))
+
+
+def format_api_error(exc, obj, action):
+    """Turn an API error into a message that names the object, the field path and the fix."""
+    ref = object_ref(obj)
+    body = exc.body or {}
+    if exc.status == 409 and action == "apply":
+        causes = (body.get("details") or {}).get("causes") or []
+        fields = ", ".join("%s (%s)" % (c.get("field"), c.get("message")) for c in causes) or body.get("message", "")
+        return "%s: field-manager conflict: %s. Another manager owns these fields; set force_conflicts: true to take them over" % (
+            ref,
+            fields,
+        )
+    if exc.status in (400, 422):
+        causes = (body.get("details") or {}).get("causes") or []
+        if causes:
+            lines = ["%s: %s" % (c.get("field") or "(object)", c.get("message") or c.get("reason")) for c in causes]
+            return "%s rejected by the API server (%s): %s" % (ref, body.get("reason") or exc.status, "; ".join(lines))
+        return "%s rejected by the API server: %s" % (ref, body.get("message") or exc.msg)
+    if exc.status == 403:
+        return "%s: forbidden: %s" % (ref, body.get("message") or exc.msg)
+    return "%s: %s" % (ref, exc.msg)
+
+
+class ApplyEngine:
+    """Applies and deletes lists of objects; one instance per module run."""
+
+    def __init__(self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False):
+        self.client = client
+        self.resolver = ResourceResolver(client)
+        self.field_manager = field_manager
+        self.force_conflicts = force_conflicts
+        self.check_mode = check_mode
+
+    # Reading ----------------------------------------------------------------------------
+    def _resolve(self, obj):
+        rt = self.resolver.resolve(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        if rt.namespaced and not meta.get("namespace"):
+            meta["namespace"] = "default"
+        if not rt.namespaced:
+            meta.pop("namespace", None)
+        return rt
+
+    def get(self, rt, name, namespace=None):
+        try:
+            return self.client.get(rt.item_path(name, namespace))
+        except ApiError as exc:
+            if exc.status == 404:
+                if not (exc.body.get("details") or {}).get("name"):
+                    raise self.resolver.not_installed(rt.api_version, rt.kind, "the cluster does not serve %s" % rt.crd_name)
+                return None
+            raise
+
+    def _prefetch(self, planned):
+        """One list request per (kind, namespace) that appears more than once."""
+        groups = {}
+        for rt, obj in planned:
+            if rt.kind in NO_LIST_PREFETCH:
+                continue
+            groups.setdefault((rt.api_version, rt.kind, obj["metadata"].get("namespace")), []).append((rt, obj))
+        found = {}
+        for (api_version, kind, namespace), members in groups.items():
+            if len(members) < 2:
+                continue
+            rt = members[0][0]
+            try:
+                listing = self.client.get(rt.collection_path(namespace))
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise self.resolver.not_installed(api_version, kind, "the cluster does not serve %s" % rt.crd_name)
+                raise
+            names = dict((item["metadata"]["name"], item) for item in (listing or {}).get("items") or [])
+            for _rt, obj in members:
+                found[(api_version, kind, namespace, obj["metadata"]["name"])] = names.get(obj["metadata"]["name"])
+        return found
+
+    # Writing ----------------------------------------------------------------------------
+    def apply_all(self, objects, want_diff=False):
+        """Apply every object in order; returns (results, diffs)."""
+        desired = []
+        for index, obj in enumerate(objects):
+            validate_manifest(obj, index)
+            obj = copy.deepcopy(obj)
+            obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = applied_hash(obj)
+            desired.append(obj)
+        planned = [(self._resolve(obj), obj) for obj in desired]
+        prefetched = self._prefetch(planned)
+        results, diffs = [], []
+        for rt, obj in planned:
+            meta = obj["metadata"]
+            key = (rt.api_version, rt.kind, meta.get("namespace"), meta["name"])
+            existing = prefetched[key] if key in prefetched else self.get(rt, meta["name"], meta.get("namespace"))
+            result = self.apply_one(rt, obj, existing)
+            results.append(result)
+            if want_diff and result["changed"]:
+                diffs.append(
+                    {
+                        "before_header": object_ref(obj) + (" (absent)" if existing is None else ""),
+                        "after_header": object_ref(obj),
+                        "before": _diff_view(existing, obj) or {},
+                        "after": _diff_view(result["object"], obj) or {},
+                    }
+                )
+        return results, diffs
+
+    def apply_one(self, rt, obj, existing):
+        meta = obj["metadata"]
+        base = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "namespace": meta.get("namespace")}
+        if existing is not None and self._already_applied(obj, existing):
+            return dict(base, changed=False, action="unchanged", object=strip_server_fields(existing))
+        path = rt.item_path(meta["name"], meta.get("namespace"))
+        try:
+            applied = self.client.apply_patch(path, obj, self.field_manager, force=self.force_conflicts, dry_run=self.check_mode)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise self.resolver.not_installed(rt.api_version, rt.kind, "the cluster does not serve %s" % rt.crd_name)
+            raise KubeError(format_api_error(exc, obj, "apply"), status=exc.status, reason=exc.reason, causes=exc.details.get("causes"))
+        if existing is None:
+            changed, action = True, "created"
+        elif self.check_mode:
+            changed = _comparable(existing) != _comparable(applied)
+            action = "updated" if changed else "unchanged"
+        else:
+            changed = (existing.get("metadata") or {}).get("resourceVersion") != (applied.get("metadata") or {}).get("resourceVersion")
+            action = "updated" if changed else "unchanged"
+        return dict(base, changed=changed, action=action, object=strip_server_fields(applied))
+
+    def _already_applied(self, obj, existing):
+        annotations = (existing.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(HASH_ANNOTATION) != obj["metadata"]["annotations"][HASH_ANNOTATION]:
+            return False
+        managers = (existing.get("metadata") or {}).get("managedFields") or []
+        if not any(m.get("manager") == self.field_manager and m.get("operation") == "Apply" for m in managers):
+            return False
+        return is_subset(obj, existing)
+
+    def delete_all(self, objects, propagation_policy="Foreground", want_diff=False):
+        """Delete every object (in reverse order, dependents first); absent objects are not changes."""
+        results, diffs = [], []
+        for index, obj in enumerate(objects):
+            validate_manifest(obj, index)
+        planned = [(self._resolve(copy.deepcopy(obj)), obj) for obj in objects]
+        for rt, obj in reversed(planned):
+            meta = obj["metadata"]
+            namespace = meta.get("namespace") or ("default" if rt.namespaced else None)
+            base = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "namespace": namespace}
+            try:
+                gone = self.client.delete(
+                    rt.item_path(meta["name"], namespace),
+                    query={"dryRun": "All" if self.check_mode else None},
+                    body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation_policy},
+                )
+            except ApiError as exc:
+                if exc.status == 404:
+                    # Either the object or its whole kind (CRD removed) is gone: nothing to delete.
+                    results.append(dict(base, changed=False, action="absent"))
+                    continue
+                raise KubeError(format_api_error(exc, obj, "delete"), status=exc.status)
+            results.append(dict(base, changed=True, action="deleted"))
+            if want_diff:
+                before = _diff_view(gone if isinstance(gone, dict) and gone.get("kind") == obj["kind"] else obj, obj)
+                diffs.append({"before_header": object_ref(obj), "after_header": object_ref(obj) + " (absent)", "before": before or {}, "after": {}})
+        results.reverse()
+        return results, diffs

@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: gpu_node_info
+short_description: GPU inventory of a Kubernetes cluster
+version_added: 0.1.0
+author: aiinfra.cluster contributors
+description:
+  - Reports, per node, the C(nvidia.com/gpu) (and MIG C(nvidia.com/mig-*)) capacity, allocatable and
+    requested counts, the GPU Feature Discovery product and memory labels, taints and schedulability,
+    with totals per GPU product.
+  - Reads nodes and pods with paginated list requests (no request per node), so it serves
+    thousands of nodes.
+options:
+  label_selector:
+    description:
+      - Only nodes matching this label selector, for example V(nvidia.com/gpu.present=true).
+    type: str
+  product:
+    description:
+      - Only nodes whose C(nvidia.com/gpu.product) label equals this value.
+    type: str
+  only_schedulable:
+    description:
+      - Only nodes that are Ready and not cordoned.
+    type: bool
+    default: false
+  only_gpu_nodes:
+    description:
+      - Leave out nodes without any GPU capacity.
+    type: bool
+    default: true
+  count_requests:
+    description:
+      - Sum the GPU requests of pods bound to each node (one paginated pod list).
+      - Set to V(false) for a capacity-only report with fewer requests.
+    type: bool
+    default: true
+  page_size:
+    description:
+      - Items per list request.
+    type: int
+    default: 500
+extends_documentation_fragment:
+  - aiinfra.cluster.auth
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: GPU inventory of the cluster
+  aiinfra.cluster.gpu_node_info:
+  register: gpus
+
+- name: Show free GPUs per product
+  ansible.builtin.debug:
+    msg: "{{ gpus.products }}"
+
+- name: Only schedulable H100 nodes, capacity only
+  aiinfra.cluster.gpu_node_info:
+    product: NVIDIA-H100-80GB-HBM3
+    only_schedulable: true
+    count_requests: false
+    kubeconfig: /etc/aiinfra/kubeconfig
+"""
+
+RETURN = r"""
+nodes:
+  description: One entry per matching node, sorted by name.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: gpu-node-0
+      product: NVIDIA-H100-80GB-HBM3
+      gpu_memory_mib: 81559
+      gpu_capacity: 8
+      gpu_allocatable: 8
+      gpu_requested: 2
+      gpu_free: 6
+      mig: {}
+      ready: true
+      schedulable: true
+      taints: []
+      labels: {nvidia.com/gpu.count: "8"}
+totals:
+  description: Sums over the matching nodes.
+  returned: always
+  type: dict
+  sample: {nodes: 4, gpu_capacity: 32, gpu_allocatable: 32, gpu_requested: 2, gpu_free: 30}
+products:
+  description: Sums per C(nvidia.com/gpu.product) label (C(unknown) when the label is missing).
+  returned: always
+  type: dict
+  sample: {NVIDIA-H100-80GB-HBM3: {nodes: 4, gpu_capacity: 32, gpu_allocatable: 32, gpu_requested: 2, gpu_free: 30}}
+api_requests:
+  description: API requests sent, by HTTP verb.
+  returned: always
+  type: dict
+  sample: {GET: 2}
+"""
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.gpu_inventory import summarize_inventory
+from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module
+
+
+def list_all(client, path, query, page_size):
+    """Follow `continue` tokens; one request per page."""
+    items, token = [], None
+    while True:
+        page_query = dict(query, limit=page_size)
+        if token:
+            page_query["continue"] = token
+        body = client.get(path, query=page_query) or {}
+        items.extend(body.get("items") or [])
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def main():
+    module = kube_module(
+        {
+            "label_selector": {"type": "str"},
+            "product": {"type": "str"},
+            "only_schedulable": {"type": "bool", "default": False},
+            "only_gpu_nodes": {"type": "bool", "default": True},
+            "count_requests": {"type": "bool", "default": True},
+            "page_size": {"type": "int", "default": 500},
+        },
+        with_apply=False,
+    )
+    params = module.params
+    if params["page_size"] < 1:
+        module.fail_json(msg="page_size must be a positive number, got %d" % params["page_size"])
+
+    def body(client):
+        selector = params["label_selector"]
+        if params["product"]:
+            product_sel = "nvidia.com/gpu.product=%s" % params["product"]
+            selector = "%s,%s" % (selector, product_sel) if selector else product_sel
+        nodes = list_all(client, "/api/v1/nodes", {"labelSelector": selector}, params["page_size"])
+        pods = []
+        if params["count_requests"] and nodes:
+            pods = list_all(
+                client,
+                "/api/v1/pods",
+                {"fieldSelector": "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"},
+                max(params["page_size"], 1000),
+            )
+        result = summarize_inventory(nodes, pods, only_schedulable=params["only_schedulable"], only_gpu_nodes=params["only_gpu_nodes"])
+        result["changed"] = False
+        return result
+
+    execute(module, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared test plumbing: import the collection as ansible_collections.aiinfra.cluster, and run
+modules the way Ansible does (a separate process with the module's arguments)."""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
+_link = os.path.join(COLLECTIONS, "ansible_collections", "aiinfra", "cluster")
+if not os.path.exists(_link):
+    os.makedirs(os.path.dirname(_link), exist_ok=True)
+    os.symlink(ROOT, _link)
+if COLLECTIONS not in sys.path:
+    sys.path.insert(0, COLLECTIONS)
+os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
+
+# ansible_collections is a namespace package spread over site-packages and our path.
+import ansible_collections  # noqa: E402
+
+if COLLECTIONS + "/ansible_collections" not in list(ansible_collections.__path__):
+    ansible_collections.__path__.append(os.path.join(COLLECTIONS, "ansible_collections"))
+
+
+def run_module(name, args, check_mode=False, diff=False, env=None):
+    """Run plugins/modules/<name>.py in a subprocess; return its JSON result (failed ones too)."""
+    payload = dict(args)
+    payload["_ansible_check_mode"] = check_mode
+    payload["_ansible_diff"] = diff
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
+        args_file = handle.name
+    run_env = dict(os.environ)
+    run_env["PYTHONPATH"] = COLLECTIONS + os.pathsep + run_env.get("PYTHONPATH", "")
+    if env is not None:
+        run_env.update(env)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ansible_collections.aiinfra.cluster.plugins.modules." + name, args_file],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=run_env,
+            cwd=ROOT,
+            timeout=900,
+        )
+    finally:
+        os.unlink(args_file)
+    out = proc.stdout.decode()
+    try:
+        result = json.loads(out[out.index("{"):])
+    except ValueError:
+        raise AssertionError("module %s printed no JSON (rc=%d):\n%s\n%s" % (name, proc.returncode, out, proc.stderr.decode()))
+    assert "Traceback" not in proc.stderr.decode(), proc.stderr.decode()
+    return result
+
+
+@pytest.fixture
+def module_runner():
+    return run_module

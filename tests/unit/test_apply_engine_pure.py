@@ -1,0 +1,77 @@
+import pytest
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils import apply as engine
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, InputError
+
+
+def test_subset_matches_nested_values_and_lists():
+    desired = {"spec": {"replicas": 2, "template": {"containers": [{"name": "a", "image": "x"}]}}}
+    actual = {"spec": {"replicas": 2, "paused": False, "template": {"containers": [{"name": "a", "image": "x", "tty": False}]}}, "status": {}}
+    assert engine.is_subset(desired, actual)
+    assert not engine.is_subset({"spec": {"replicas": 3}}, actual)
+    assert not engine.is_subset({"spec": {"missing": 1}}, actual)
+    # A list of another length is a change (an element was added or removed).
+    assert not engine.is_subset({"spec": {"template": {"containers": []}}}, actual)
+
+
+def test_subset_does_not_confuse_booleans_and_numbers():
+    assert not engine.is_subset({"a": True}, {"a": 1})
+    assert not engine.is_subset({"a": 0}, {"a": False})
+    assert engine.is_subset({"a": 1}, {"a": 1.0})
+
+
+def test_project_keeps_only_user_set_fields():
+    desired = {"metadata": {"name": "x", "labels": {"a": "1"}}, "spec": {"ports": [{"name": "http", "port": 80}]}}
+    actual = {
+        "metadata": {"name": "x", "labels": {"a": "1", "b": "2"}, "managedFields": [1], "resourceVersion": "5"},
+        "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}], "clusterIP": "10.96.0.5"},
+        "status": {"loadBalancer": {}},
+    }
+    assert engine.project(actual, desired) == {
+        "metadata": {"name": "x", "labels": {"a": "1"}},
+        "spec": {"ports": [{"name": "http", "port": 80}]},
+    }
+
+
+def test_applied_hash_ignores_its_own_annotation_and_key_order():
+    a = {"kind": "X", "metadata": {"name": "n", "annotations": {engine.HASH_ANNOTATION: "old"}}, "spec": {"a": 1, "b": 2}}
+    b = {"spec": {"b": 2, "a": 1}, "metadata": {"name": "n", "annotations": {}}, "kind": "X"}
+    assert engine.applied_hash(a) == engine.applied_hash(b)
+    b["spec"]["a"] = 3
+    assert engine.applied_hash(a) != engine.applied_hash(b)
+
+
+@pytest.mark.parametrize(
+    "obj,message",
+    [
+        ("text", "is not a mapping"),
+        ({"kind": "Namespace", "metadata": {"name": "x"}}, "has no apiVersion"),
+        ({"apiVersion": "v1", "metadata": {"name": "x"}}, "has no kind"),
+        ({"apiVersion": "v1", "kind": "Namespace", "metadata": {}}, "has no metadata.name"),
+    ],
+)
+def test_validate_manifest_rejects_incomplete_objects(obj, message):
+    with pytest.raises(InputError, match=message):
+        engine.validate_manifest(obj)
+
+
+def test_conflict_message_names_fields_and_fix():
+    exc = ApiError(
+        "conflict",
+        status=409,
+        body={"message": "Apply failed", "details": {"causes": [{"field": ".data.key", "message": 'conflict with "kubectl"'}]}},
+    )
+    msg = engine.format_api_error(exc, {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}}, "apply")
+    assert "ConfigMap ns/c" in msg and ".data.key" in msg and "force_conflicts" in msg
+
+
+def test_validation_message_shows_field_paths():
+    exc = ApiError(
+        "invalid",
+        status=422,
+        reason="Invalid",
+        body={"reason": "Invalid", "details": {"causes": [{"field": "spec.replicas", "message": "must be >= 0"}]}},
+    )
+    msg = engine.format_api_error(exc, {"kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"}}, "apply")
+    assert "spec.replicas: must be >= 0" in msg
+    assert "Deployment ns/d rejected" in msg

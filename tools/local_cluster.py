@@ -1,0 +1,526 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""The local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+KWOK on 127.0.0.1, with simulated GPU nodes. Binaries come from tools/gobuild/build.sh (Go module
+proxy, cached by version outside the repository).
+
+    local_cluster.py up [--gpu-nodes 4 --gpus-per-node 8 --gpu-product ... --cpu-nodes 1]
+    local_cluster.py status | env | down
+
+A second `up` with the cluster healthy changes nothing. `down` stops every process `up`
+started (by PID, checked against its command line) and removes the state directory.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_STATE = os.environ.get("AIINFRA_LOCAL_CLUSTER_DIR", os.path.join(ROOT, ".local-cluster"))
+DEFAULT_CRDS = os.path.join(os.path.dirname(ROOT), "shared", "crds")
+FIELD_MANAGER = "aiinfra-local-cluster"
+# GPU Feature Discovery labels per product: (gpu.memory MiB, gpu.family, compute major, minor)
+GPU_PRODUCTS = {
+    "NVIDIA-H100-80GB-HBM3": (81559, "hopper", 9, 0),
+    "NVIDIA-H200": (143771, "hopper", 9, 0),
+    "NVIDIA-A100-SXM4-80GB": (81920, "ampere", 8, 0),
+    "NVIDIA-A100-SXM4-40GB": (40960, "ampere", 8, 0),
+    "NVIDIA-L40S": (46068, "ada-lovelace", 8, 9),
+    "Tesla-T4": (15360, "turing", 7, 5),
+}
+
+
+def log(msg):
+    print("local-cluster: %s" % msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+class Api:
+    """Minimal keep-alive client for the launcher (the collection's own client needs the
+    collection on a collections path; the launcher must run before that exists)."""
+
+    def __init__(self, port, pki):
+        self.port = port
+        ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(pki, "admin.crt"), os.path.join(pki, "admin.key"))
+        self.ctx = ctx
+        self.conn = None
+
+    def request(self, method, path, body=None, content_type="application/json"):
+        for attempt in range(5):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=60)
+                headers = {"Accept": "application/json"}
+                data = None
+                if body is not None:
+                    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                    headers["Content-Type"] = content_type
+                self.conn.request(method, path, body=data, headers=headers)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                if resp.status in (429, 500, 503) and attempt < 4:
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                try:
+                    return resp.status, json.loads(raw) if raw else None
+                except ValueError:
+                    return resp.status, raw.decode("utf-8", "replace")
+            except (OSError, http.client.HTTPException):
+                if self.conn is not None:
+                    self.conn.close()
+                self.conn = None
+                if attempt == 4:
+                    raise
+                time.sleep(0.5)
+        raise RuntimeError("unreachable")
+
+    def ok(self, method, path, body=None, content_type="application/json", accept=(200, 201)):
+        status, data = self.request(method, path, body, content_type)
+        if status not in accept:
+            raise RuntimeError("%s %s -> %s: %s" % (method, path, status, data))
+        return data
+
+
+class LocalCluster:
+    def __init__(self, state_dir):
+        self.state_dir = os.path.abspath(state_dir)
+        self.pki = os.path.join(self.state_dir, "pki")
+        self.logs = os.path.join(self.state_dir, "logs")
+        self.state_file = os.path.join(self.state_dir, "state.json")
+        self.kubeconfig = os.path.join(self.state_dir, "kubeconfig")
+
+    # State ------------------------------------------------------------------------------
+    def load_state(self):
+        if not os.path.exists(self.state_file):
+            return None
+        with open(self.state_file) as handle:
+            return json.load(handle)
+
+    def save_state(self, state):
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump(state, handle, indent=2)
+        os.replace(tmp, self.state_file)
+
+    @staticmethod
+    def pid_alive(proc):
+        """True when the PID still runs the binary we started (PIDs can be reused)."""
+        try:
+            with open("/proc/%d/cmdline" % proc["pid"], "rb") as handle:
+                argv0 = handle.read().split(b"\0")[0].decode()
+        except OSError:
+            return False
+        return argv0 == proc["binary"]
+
+    def healthy(self, state):
+        if not state or not all(self.pid_alive(p) for p in state["processes"]):
+            return False
+        try:
+            status, _ = Api(state["ports"]["apiserver"], self.pki).request("GET", "/readyz")
+        except (OSError, ssl.SSLError):
+            return False
+        return status == 200
+
+    # Building blocks --------------------------------------------------------------------
+    def build_binaries(self):
+        script = os.path.join(ROOT, "tools", "gobuild", "build.sh")
+        started = time.time()
+        out = subprocess.run(["bash", script], check=True, stdout=subprocess.PIPE, stderr=None)
+        bin_dir = out.stdout.decode().strip().splitlines()[-1]
+        log("binaries ready in %s (%.1fs)" % (bin_dir, time.time() - started))
+        return bin_dir
+
+    def make_pki(self):
+        os.makedirs(self.pki, exist_ok=True)
+        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        run(["openssl", "req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "3650", "-subj", "/CN=aiinfra-local-ca"])
+
+        def leaf(name, subj, ext=None):
+            run(["openssl", "req", *ec, "-keyout", p(name + ".key"), "-out", p(name + ".csr"), "-subj", subj])
+            cmd = ["openssl", "x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p(name + ".crt"), "-days", "3650"]
+            if ext:
+                with open(p(name + ".ext"), "w") as handle:
+                    handle.write(ext)
+                cmd += ["-extfile", p(name + ".ext")]
+            run(cmd)
+
+        leaf(
+            "apiserver",
+            "/CN=kube-apiserver",
+            "subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n"
+            "extendedKeyUsage=serverAuth\n",
+        )
+        leaf("admin", "/O=system:masters/CN=aiinfra-admin", "extendedKeyUsage=clientAuth\n")
+        run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", p("sa.key")])
+        run(["openssl", "ec", "-in", p("sa.key"), "-pubout", "-out", p("sa.pub")])
+
+    def write_kubeconfig(self, port):
+        def b64(name):
+            with open(os.path.join(self.pki, name), "rb") as handle:
+                return base64.b64encode(handle.read()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "aiinfra-local", "cluster": {"server": "https://127.0.0.1:%d" % port, "certificate-authority-data": b64("ca.crt")}}],
+            "users": [{"name": "aiinfra-admin", "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")}}],
+            "contexts": [{"name": "aiinfra-local", "context": {"cluster": "aiinfra-local", "user": "aiinfra-admin"}}],
+            "current-context": "aiinfra-local",
+        }
+        with open(self.kubeconfig, "w") as handle:
+            json.dump(config, handle, indent=2)  # JSON is valid YAML for every kubeconfig reader
+        os.chmod(self.kubeconfig, 0o600)
+
+    def start(self, state, name, binary, args):
+        os.makedirs(self.logs, exist_ok=True)
+        out = open(os.path.join(self.logs, name + ".log"), "ab")
+        proc = subprocess.Popen([binary] + args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir)
+        state["processes"].append({"name": name, "pid": proc.pid, "binary": binary})
+        self.save_state(state)
+        return proc
+
+    def wait_until(self, what, check, timeout, proc=None, name=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError("%s exited with %s; log tail:\n%s" % (what, proc.returncode, self.log_tail(name)))
+            try:
+                if check():
+                    return
+            except (OSError, ssl.SSLError, http.client.HTTPException, RuntimeError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError("%s not ready after %ds; log tail:\n%s" % (what, timeout, self.log_tail(name) if name else ""))
+
+    def log_tail(self, name, lines=25):
+        path = os.path.join(self.logs, "%s.log" % name)
+        if not os.path.exists(path):
+            return ""
+        with open(path, "rb") as handle:
+            return b"\n".join(handle.read().splitlines()[-lines:]).decode("utf-8", "replace")
+
+    # Nodes and CRDs ---------------------------------------------------------------------
+    @staticmethod
+    def node_manifest(name, gpus, product, taint_gpu):
+        labels = {
+            "kubernetes.io/hostname": name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "type": "kwok",
+            "aiinfra.cluster/simulated": "true",
+        }
+        capacity = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+        taints = []
+        if gpus:
+            memory, family, major, minor = GPU_PRODUCTS.get(product, (81920, "unknown", 0, 0))
+            labels.update(
+                {
+                    "nvidia.com/gpu.present": "true",
+                    "nvidia.com/gpu.product": product,
+                    "nvidia.com/gpu.count": str(gpus),
+                    "nvidia.com/gpu.memory": str(memory),
+                    "nvidia.com/gpu.family": family,
+                    "nvidia.com/gpu.compute.major": str(major),
+                    "nvidia.com/gpu.compute.minor": str(minor),
+                    "nvidia.com/mig.capable": "false",
+                    "feature.node.kubernetes.io/pci-10de.present": "true",
+                }
+            )
+            capacity.update({"cpu": "192", "memory": "2Ti", "nvidia.com/gpu": str(gpus)})
+            if taint_gpu:
+                taints.append({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"})
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}},
+            "spec": {"taints": taints} if taints else {},
+            "status": {"capacity": capacity, "allocatable": dict(capacity), "phase": "Running"},
+        }
+        return node
+
+    def create_nodes(self, api, opts):
+        wanted = [("%s-%d" % (opts.gpu_node_prefix, i), opts.gpus_per_node) for i in range(opts.gpu_nodes)]
+        wanted += [("cpu-node-%d" % i, 0) for i in range(opts.cpu_nodes)]
+        existing = set(n["metadata"]["name"] for n in (api.ok("GET", "/api/v1/nodes").get("items") or []))
+        created = 0
+        for name, gpus in wanted:
+            if name in existing:
+                continue
+            api.ok("POST", "/api/v1/nodes", self.node_manifest(name, gpus, opts.gpu_product, opts.taint_gpu_nodes))
+            created += 1
+        log("%d nodes (%d created): %d GPU nodes x %d %s, %d CPU-only" % (len(wanted), created, opts.gpu_nodes, opts.gpus_per_node, opts.gpu_product, opts.cpu_nodes))
+        return [name for name, _ in wanted]
+
+    def install_crds(self, api, crds_dir):
+        import yaml  # only needed here; the launcher runs from the project venv
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        names = []
+        for fname in sorted(os.listdir(crds_dir)):
+            if not fname.endswith((".yaml", ".yml")):
+                continue
+            with open(os.path.join(crds_dir, fname)) as handle:
+                docs = [d for d in yaml.load_all(handle, Loader=loader) if d and d.get("kind") == "CustomResourceDefinition"]
+            for doc in docs:
+                name = doc["metadata"]["name"]
+                api.ok(
+                    "PATCH",
+                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s?fieldManager=%s&force=true" % (name, FIELD_MANAGER),
+                    doc,
+                    content_type="application/apply-patch+yaml",
+                )
+                names.append(name)
+        deadline = time.time() + 120
+        pending = set(names)
+        while pending and time.time() < deadline:
+            listing = api.ok("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+            for crd in listing.get("items") or []:
+                conds = dict((c["type"], c["status"]) for c in (crd.get("status") or {}).get("conditions") or [])
+                if conds.get("Established") == "True":
+                    pending.discard(crd["metadata"]["name"])
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            raise RuntimeError("CRDs not established after 120s: %s" % ", ".join(sorted(pending)))
+        log("%d CRDs from %s established" % (len(names), crds_dir))
+        return names
+
+    # Commands ---------------------------------------------------------------------------
+    def up(self, opts):
+        started = time.time()
+        state = self.load_state()
+        if self.healthy(state):
+            api = Api(state["ports"]["apiserver"], self.pki)
+            self.create_nodes(api, opts)
+            log("already running (kubeconfig %s)" % self.kubeconfig)
+            return state
+        if state:
+            log("stale state found; cleaning up first")
+            self.down(quiet=True)
+        bin_dir = self.build_binaries()
+        os.makedirs(self.state_dir, exist_ok=True)
+        self.make_pki()
+        ports = dict((k, free_port()) for k in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok"))
+        state = {"processes": [], "ports": ports, "bin_dir": bin_dir, "kubeconfig": self.kubeconfig}
+        self.save_state(state)
+        try:
+            self._start_all(state, bin_dir, ports)
+            api = Api(ports["apiserver"], self.pki)
+            nodes = self.create_nodes(api, opts)
+            if opts.crds_dir and os.path.isdir(opts.crds_dir):
+                self.install_crds(api, opts.crds_dir)
+            self.wait_until("nodes Ready", lambda: self._nodes_ready(api, nodes), 120, self._kwok, "kwok")
+            self.wait_until(
+                "default ServiceAccount", lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, 60, name="kube-controller-manager"
+            )
+        except Exception:
+            log("start-up failed; stopping what was started")
+            self.down(quiet=True, keep_logs=True)
+            raise
+        log("up in %.1fs; kubeconfig %s" % (time.time() - started, self.kubeconfig))
+        return state
+
+    def _start_all(self, state, bin_dir, ports):
+        b = lambda name: os.path.join(bin_dir, name)  # noqa: E731
+        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        etcd_url = "http://127.0.0.1:%d" % ports["etcd"]
+        proc = self.start(
+            state,
+            "etcd",
+            b("etcd"),
+            [
+                "--data-dir=%s" % os.path.join(self.state_dir, "etcd"),
+                "--listen-client-urls=" + etcd_url,
+                "--advertise-client-urls=" + etcd_url,
+                "--listen-peer-urls=http://127.0.0.1:%d" % ports["etcd_peer"],
+                "--initial-advertise-peer-urls=http://127.0.0.1:%d" % ports["etcd_peer"],
+                "--initial-cluster=default=http://127.0.0.1:%d" % ports["etcd_peer"],
+                "--unsafe-no-fsync",
+                "--quota-backend-bytes=8589934592",
+                "--log-level=warn",
+            ],
+        )
+        self.wait_until("etcd", lambda: b'"health":"true"' in _http_get(etcd_url + "/health"), 60, proc, "etcd")
+        proc = self.start(
+            state,
+            "kube-apiserver",
+            b("kube-apiserver"),
+            [
+                "--etcd-servers=" + etcd_url,
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",  # loopback is not a valid endpoint address
+                "--secure-port=%d" % ports["apiserver"],
+                "--tls-cert-file=" + p("apiserver.crt"),
+                "--tls-private-key-file=" + p("apiserver.key"),
+                "--client-ca-file=" + p("ca.crt"),
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file=" + p("sa.pub"),
+                "--service-account-signing-key-file=" + p("sa.key"),
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        api = Api(ports["apiserver"], self.pki)
+        self.wait_until("kube-apiserver /readyz", lambda: api.request("GET", "/readyz")[0] == 200, 120, proc, "kube-apiserver")
+        self.write_kubeconfig(ports["apiserver"])
+        common = ["--kubeconfig=" + self.kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1", "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"]
+        self.start(
+            state,
+            "kube-controller-manager",
+            b("kube-controller-manager"),
+            common
+            + [
+                "--secure-port=%d" % ports["controller_manager"],
+                "--service-account-private-key-file=" + p("sa.key"),
+                "--root-ca-file=" + p("ca.crt"),
+                "--cluster-signing-cert-file=" + p("ca.crt"),
+                "--cluster-signing-key-file=" + p("ca.key"),
+                "--use-service-account-credentials=false",
+                "--node-monitor-grace-period=60s",
+                "--v=1",
+            ],
+        )
+        self.start(state, "kube-scheduler", b("kube-scheduler"), common + ["--secure-port=%d" % ports["scheduler"], "--v=1"])
+        stages = os.path.join(bin_dir, "kwok-stages")
+        proc = self.start(
+            state,
+            "kwok",
+            b("kwok"),
+            ["--config=" + os.path.join(stages, f) for f in sorted(os.listdir(stages))]
+            + [
+                "--kubeconfig=" + self.kubeconfig,
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--manage-nodes-with-label-selector=",
+                "--manage-single-node=",
+                "--cidr=10.244.0.0/16",
+                "--node-ip=10.244.0.1",
+                "--node-lease-duration-seconds=40",
+            ],
+        )
+        self._kwok = proc
+
+    @staticmethod
+    def _nodes_ready(api, names):
+        items = api.ok("GET", "/api/v1/nodes").get("items") or []
+        ready = set()
+        for node in items:
+            for cond in (node.get("status") or {}).get("conditions") or []:
+                if cond["type"] == "Ready" and cond["status"] == "True":
+                    ready.add(node["metadata"]["name"])
+        return set(names) <= ready
+
+    def down(self, quiet=False, keep_logs=False):
+        state = self.load_state()
+        if not state:
+            if not quiet:
+                log("not running")
+            if os.path.isdir(self.state_dir) and not keep_logs:
+                shutil.rmtree(self.state_dir, ignore_errors=True)
+            return
+        for proc in reversed(state["processes"]):
+            if self.pid_alive(proc):
+                os.kill(proc["pid"], signal.SIGTERM)
+        deadline = time.time() + 15
+        for proc in reversed(state["processes"]):
+            while self.pid_alive(proc) and time.time() < deadline:
+                time.sleep(0.1)
+            if self.pid_alive(proc):
+                os.kill(proc["pid"], signal.SIGKILL)
+        if keep_logs:
+            os.unlink(self.state_file)
+            shutil.rmtree(os.path.join(self.state_dir, "etcd"), ignore_errors=True)
+        else:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        if not quiet:
+            log("stopped %d processes and removed %s" % (len(state["processes"]), self.state_dir))
+
+    def status(self):
+        state = self.load_state()
+        if not state:
+            print("not running")
+            return 1
+        for proc in state["processes"]:
+            print("%-24s pid %-8d %s" % (proc["name"], proc["pid"], "running" if self.pid_alive(proc) else "STOPPED"))
+        ok = self.healthy(state)
+        print("apiserver https://127.0.0.1:%d %s" % (state["ports"]["apiserver"], "ready" if ok else "NOT READY"))
+        if ok:
+            nodes = Api(state["ports"]["apiserver"], self.pki).ok("GET", "/api/v1/nodes").get("items") or []
+            gpus = sum(int((n.get("status") or {}).get("capacity", {}).get("nvidia.com/gpu", 0)) for n in nodes)
+            print("nodes %d, GPUs %d" % (len(nodes), gpus))
+        print("kubeconfig " + self.kubeconfig)
+        return 0 if ok else 1
+
+    def env(self):
+        state = self.load_state() or {}
+        print("export KUBECONFIG=%s" % self.kubeconfig)
+        print("export K8S_AUTH_KUBECONFIG=%s" % self.kubeconfig)
+        if state.get("bin_dir"):
+            print('export PATH="%s:$PATH"' % state["bin_dir"])
+        return 0
+
+
+def _http_get(url):
+    from urllib.request import urlopen
+
+    with urlopen(url, timeout=2) as resp:
+        return resp.read()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("--state-dir", default=DEFAULT_STATE)
+    parser.add_argument("--gpu-nodes", type=int, default=int(os.environ.get("AIINFRA_GPU_NODES", 4)))
+    parser.add_argument("--gpus-per-node", type=int, default=int(os.environ.get("AIINFRA_GPUS_PER_NODE", 8)))
+    parser.add_argument("--gpu-product", default=os.environ.get("AIINFRA_GPU_PRODUCT", "NVIDIA-H100-80GB-HBM3"))
+    parser.add_argument("--gpu-node-prefix", default="gpu-node")
+    parser.add_argument("--cpu-nodes", type=int, default=int(os.environ.get("AIINFRA_CPU_NODES", 1)))
+    parser.add_argument("--taint-gpu-nodes", action="store_true", help="taint GPU nodes nvidia.com/gpu=present:NoSchedule")
+    parser.add_argument("--crds-dir", default=os.environ.get("AIINFRA_CRDS_DIR", DEFAULT_CRDS), help="install every CRD found here ('' for none)")
+    opts = parser.parse_args(argv)
+    cluster = LocalCluster(opts.state_dir)
+    if opts.command == "up":
+        try:
+            cluster.up(opts)
+        except (RuntimeError, subprocess.CalledProcessError) as exc:
+            log("FAILED: %s" % exc)
+            return 1
+        return 0
+    if opts.command == "down":
+        cluster.down()
+        return 0
+    if opts.command == "status":
+        return cluster.status()
+    return cluster.env()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
