@@ -3,10 +3,11 @@
 # Apache License 2.0 (see LICENSE)
 """The one apply path: server-side apply, server dry-run for check mode, user-field diffs, delete.
 
-Every object costs at most one read and one write. The read is skipped for nothing: it tells
-whether the object already holds exactly what we would apply (then no write is sent at all),
-and it gives the diff its `before`. Objects of one kind in one namespace are read with a single
-list request.
+Per object: one read (objects of one kind in one namespace share a single list request) that
+tells whether the object already holds exactly what we would apply (then nothing is written),
+and one server-side apply request when it does not. When a bundle writes several objects, each
+is first dry-run (nothing stored) so that an object the API server rejects cannot leave the
+bundle half-applied.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -130,7 +131,7 @@ def format_api_error(exc, obj, action):
             ref,
             fields,
         )
-    if exc.status in (400, 422):
+    if exc.status in (400, 422) or "failed to create typed patch object" in (body.get("message") or ""):
         causes = (body.get("details") or {}).get("causes") or []
         if causes:
             lines = ["%s: %s" % (c.get("field") or "(object)", c.get("message") or c.get("reason")) for c in causes]
@@ -144,8 +145,9 @@ def format_api_error(exc, obj, action):
 class ApplyEngine:
     """Applies and deletes lists of objects; one instance per module run."""
 
-    def __init__(self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False):
+    def __init__(self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False, validate_first=True):
         self.client = client
+        self.validate_first = validate_first
         self.resolver = ResourceResolver(client)
         self.field_manager = field_manager
         self.force_conflicts = force_conflicts
@@ -205,11 +207,15 @@ class ApplyEngine:
             desired.append(obj)
         planned = [(self._resolve(obj), obj) for obj in desired]
         prefetched = self._prefetch(planned)
-        results, diffs = [], []
+        current = []
         for rt, obj in planned:
             meta = obj["metadata"]
             key = (rt.api_version, rt.kind, meta.get("namespace"), meta["name"])
-            existing = prefetched[key] if key in prefetched else self.get(rt, meta["name"], meta.get("namespace"))
+            current.append(prefetched[key] if key in prefetched else self.get(rt, meta["name"], meta.get("namespace")))
+        if self.validate_first and not self.check_mode:
+            self._preflight(planned, current)
+        results, diffs = [], []
+        for (rt, obj), existing in zip(planned, current):
             result = self.apply_one(rt, obj, existing)
             results.append(result)
             if want_diff and result["changed"]:
@@ -222,6 +228,30 @@ class ApplyEngine:
                     }
                 )
         return results, diffs
+
+    def _preflight(self, planned, current):
+        """Dry-run every object that will be written before writing any, so that an object the
+        API server rejects cannot leave the bundle half-applied. Objects in a namespace the same
+        bundle creates cannot be dry-run yet; the namespace itself is."""
+        pending = [(rt, obj) for (rt, obj), existing in zip(planned, current) if existing is None or not self._already_applied(obj, existing)]
+        if len(pending) < 2:
+            return
+        new_namespaces = set(obj["metadata"]["name"] for rt, obj in pending if rt.kind == "Namespace" and rt.api_version == "v1")
+        for rt, obj in pending:
+            if obj["metadata"].get("namespace") in new_namespaces:
+                continue
+            path = rt.item_path(obj["metadata"]["name"], obj["metadata"].get("namespace"))
+            try:
+                self.client.apply_patch(path, obj, self.field_manager, force=self.force_conflicts, dry_run=True)
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise self.resolver.not_installed(rt.api_version, rt.kind, "the cluster does not serve %s" % rt.crd_name)
+                raise KubeError(
+                    format_api_error(exc, obj, "apply") + " (nothing in this bundle was changed)",
+                    status=exc.status,
+                    reason=exc.reason,
+                    causes=exc.details.get("causes"),
+                )
 
     def apply_one(self, rt, obj, existing):
         meta = obj["metadata"]

@@ -288,6 +288,11 @@ def _in_cluster_config(params):
     return config
 
 
+def _is_permanent(data):
+    """Server-side apply answers schema mismatches with a 500 that retrying cannot fix."""
+    return b"failed to create typed patch object" in (data or b"")
+
+
 class KubeClient:
     """Keep-alive JSON client with retries. `stats` counts requests per HTTP verb."""
 
@@ -357,7 +362,7 @@ class KubeClient:
                     )
                 time.sleep(self.backoff * (2 ** (attempt - 1)))
                 continue
-            if resp.status in RETRY_STATUSES and attempt < self.retries:
+            if resp.status in RETRY_STATUSES and attempt < self.retries and not _is_permanent(data):
                 retry_after = resp.getheader("Retry-After")
                 delay = float(retry_after) if retry_after and retry_after.isdigit() else self.backoff * (2 ** (attempt - 1))
                 time.sleep(min(delay, 10))
@@ -391,7 +396,12 @@ class KubeClient:
         return self.request("DELETE", path, query=query, body=body)
 
     def apply_patch(self, path, obj, field_manager, force=False, dry_run=False):
-        query = {"fieldManager": field_manager, "force": "true" if force else None, "dryRun": "All" if dry_run else None}
+        query = {
+            "fieldManager": field_manager,
+            "fieldValidation": "Strict",
+            "force": "true" if force else None,
+            "dryRun": "All" if dry_run else None,
+        }
         return self.request("PATCH", path, query=query, body=obj, content_type="application/apply-patch+yaml")
 
     def post(self, path, obj, dry_run=False):

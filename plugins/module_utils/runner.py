@@ -19,7 +19,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import
     AUTH_PARAM_NAMES,
     merge_specs,
 )
-from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, wait_for
 
@@ -67,24 +67,25 @@ def run_bundle(module, client, objects, waits=None):
 
 
 def execute(module, body):
-    """Run `body()` (which returns the result dict) and report KubeErrors as one clear failure."""
+    """Run `body(client)` (which returns the result dict) and report KubeErrors as one clear failure."""
     client = None
     try:
         client = client_from_module(module)
         result = body(client)
-    except InputError as exc:
-        module.fail_json(msg=exc.msg, **_details(exc))
     except KubeError as exc:
-        module.fail_json(msg=exc.msg, **_details(exc))
+        module.fail_json(msg=exc.msg, api_requests=_stats(client), **_details(exc))
     except Exception as exc:  # pylint: disable=broad-except
-        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc())
+        module.fail_json(msg="unexpected error: %s" % exc, exception=traceback.format_exc(), api_requests=_stats(client))
     finally:
         if client is not None:
             client.close()
-    if client is not None:
-        result.setdefault("api_requests", dict(client.stats))
+    result.setdefault("api_requests", _stats(client))
     module.exit_json(**result)
 
 
+def _stats(client):
+    return dict(client.stats) if client is not None else {}
+
+
 def _details(exc):
-    return dict((k, v) for k, v in exc.details.items() if v is not None and k not in ("msg", "changed", "failed"))
+    return dict((k, v) for k, v in exc.details.items() if v is not None and k not in ("msg", "changed", "failed", "api_requests"))

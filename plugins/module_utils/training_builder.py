@@ -1,0 +1,565 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Pure builders for distributed training jobs: params -> list of manifests (no cluster needed).
+
+Backends:
+  pytorch  + job         batch/v1 Indexed Job + headless Service, torchrun c10d rendezvous on index 0
+  pytorch  + pytorchjob  kubeflow.org/v1 PyTorchJob (Training Operator v1)
+  pytorch  + trainjob    trainer.kubeflow.org/v1alpha1 TrainJob (Kubeflow Trainer v2)
+  tensorflow + job       Indexed Job + headless Service, per-pod TF_CONFIG (MultiWorkerMirroredStrategy)
+  tensorflow + tfjob     kubeflow.org/v1 TFJob (TF_CONFIG set by the operator)
+  tensorflow + jobset    jobset.x-k8s.io/v1alpha2 JobSet, chief/ps/worker with stable DNS and TF_CONFIG
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import re
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
+
+DEFAULT_IMAGES = {
+    # The image Kubeflow Trainer v2.3.0's torch-distributed runtime uses.
+    "pytorch": "pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime",
+    "tensorflow": "tensorflow/tensorflow:2.21.0-gpu",
+}
+C10D_PORT = 29400
+TF_PORT = 2222
+MANAGER = "aiinfra.cluster"
+INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+BACKENDS = {
+    "pytorch": ("job", "pytorchjob", "trainjob"),
+    "tensorflow": ("job", "tfjob", "jobset"),
+}
+
+# What each backend's main object reports when it is done: (apiVersion, kind, success, failure).
+OUTCOMES = {
+    "Job": ("Complete", "Failed"),
+    "PyTorchJob": ("Succeeded", "Failed"),
+    "TFJob": ("Succeeded", "Failed"),
+    "TrainJob": ("Complete", "Failed"),
+    "JobSet": ("Completed", "Failed"),
+}
+# Label that selects a backend's pods, for failure reports.
+POD_SELECTORS = {
+    "Job": "batch.kubernetes.io/job-name=%s",
+    "PyTorchJob": "training.kubeflow.org/job-name=%s",
+    "TFJob": "training.kubeflow.org/job-name=%s",
+    "TrainJob": "jobset.sigs.k8s.io/jobset-name=%s",
+    "JobSet": "jobset.sigs.k8s.io/jobset-name=%s",
+}
+
+
+def _labels(params, component="worker"):
+    return {
+        "app.kubernetes.io/name": params["name"],
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "aiinfra-training",
+        "app.kubernetes.io/managed-by": MANAGER,
+        "aiinfra.cluster/training-job": params["name"],
+    }
+
+
+def _meta(params, labels=None):
+    return {"name": params["name"], "namespace": params["namespace"], "labels": labels or _labels(params, "training")}
+
+
+def validate(params):
+    """Checks done before any request; raise InputError naming the option and the fix."""
+    name = params["name"]
+    # Pod host names are <name>-<index> (63 chars max) and JobSet adds "-<rjob>-0-<i>".
+    if not DNS_LABEL.match(name) or len(name) > 40:
+        raise InputError("option name %r: use a DNS label of at most 40 characters (lower case letters, digits, '-', starting with a letter)" % name)
+    framework, backend = params["framework"], params["backend"]
+    if backend not in BACKENDS[framework]:
+        raise InputError("option backend %r does not run framework %s: use one of %s" % (backend, framework, ", ".join(BACKENDS[framework])))
+    if params["nodes"] < 1:
+        raise InputError("option nodes must be at least 1, got %d" % params["nodes"])
+    if params["gpus_per_node"] < 0:
+        raise InputError("option gpus_per_node must be 0 or more, got %d" % params["gpus_per_node"])
+    if params.get("procs_per_node") is not None and params["procs_per_node"] < 1:
+        raise InputError("option procs_per_node must be at least 1")
+    if not params.get("script") and not params.get("command"):
+        raise InputError("set option script (the training entry point, run under torchrun / python) or command (the full container command)")
+    elastic = params.get("elastic")
+    if elastic:
+        if framework != "pytorch":
+            raise InputError("option elastic is for framework pytorch only (torchrun --nnodes=min:max)")
+        if backend == "trainjob":
+            raise InputError("option elastic is not supported with backend trainjob; use backend job or pytorchjob")
+        low, high = elastic.get("min_nodes"), elastic.get("max_nodes") or params["nodes"]
+        if low is None or low < 1 or low > high:
+            raise InputError("option elastic: need 1 <= elastic.min_nodes <= elastic.max_nodes (max_nodes defaults to nodes), got %s:%s" % (low, high))
+    strategy = params.get("strategy")
+    if framework == "tensorflow":
+        if strategy == "parameter_server" and backend == "job":
+            raise InputError("option strategy=parameter_server needs backend tfjob or jobset (parameter servers never complete, an Indexed Job would not finish)")
+        if strategy == "multi_worker_mirrored" and params.get("ps_replicas"):
+            raise InputError("option ps_replicas is only used with strategy=parameter_server")
+        if strategy == "parameter_server" and not params.get("ps_replicas"):
+            raise InputError("option strategy=parameter_server needs ps_replicas >= 1")
+    elif params.get("ps_replicas"):
+        raise InputError("option ps_replicas is for framework tensorflow only")
+    data = params.get("data") or {}
+    if data and bool(data.get("claim_name")) == bool(data.get("dataset")):
+        raise InputError("option data: set exactly one of data.claim_name (a PVC) or data.dataset (a Fluid Dataset, whose PVC has its name)")
+    for opt in ("checkpoint", "log_dir"):
+        if params.get(opt) and not params[opt].get("claim_name"):
+            raise InputError("option %s needs %s.claim_name (the PVC to mount)" % (opt, opt))
+    if backend == "trainjob" and params.get("priority_class_name"):
+        raise InputError("option priority_class_name is not settable on a TrainJob (the runtime owns it); use backend job or set it in the TrainingRuntime")
+    if params.get("restart_policy") not in (None, "Never", "OnFailure"):
+        raise InputError("option restart_policy must be Never or OnFailure")
+
+
+def _procs(params):
+    if params.get("procs_per_node"):
+        return params["procs_per_node"]
+    return params["gpus_per_node"] or 1
+
+
+def _volumes(params):
+    """(volumes, mounts, env) for shm, data, checkpoint and log dir; one volume per PVC."""
+    volumes, mounts, env, claims = [], [], [], {}
+
+    def claim_volume(claim, read_only):
+        if claim not in claims:
+            claims[claim] = "pvc-%d" % len(claims)
+            volumes.append({"name": claims[claim], "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}})
+        elif not read_only:
+            for vol in volumes:
+                if vol["name"] == claims[claim]:
+                    vol["persistentVolumeClaim"]["readOnly"] = False
+        return claims[claim]
+
+    shm = params.get("shm_size")
+    if shm and shm != "0":
+        # NCCL uses /dev/shm for intra-node transport; the runtime default (64 MiB) is far too small.
+        volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+        mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    for opt, default_path, read_only_default, env_name in (
+        ("data", "/data", True, "DATA_DIR"),
+        ("checkpoint", "/checkpoints", False, "CHECKPOINT_DIR"),
+        ("log_dir", "/logs", False, "TENSORBOARD_LOG_DIR"),
+    ):
+        spec = params.get(opt)
+        if not spec:
+            continue
+        claim = spec.get("claim_name") or spec.get("dataset")
+        read_only = spec.get("read_only")
+        if read_only is None:
+            read_only = read_only_default
+        path = spec.get("mount_path") or default_path
+        mount = {"name": claim_volume(claim, read_only), "mountPath": path, "readOnly": read_only}
+        if spec.get("sub_path"):
+            mount["subPath"] = spec["sub_path"]
+        mounts.append(mount)
+        env.append({"name": env_name, "value": path})
+    return volumes, mounts, env
+
+
+def _resources(params):
+    requests, limits = {}, {}
+    if params.get("cpu"):
+        requests["cpu"] = params["cpu"]
+    if params.get("memory"):
+        requests["memory"] = limits["memory"] = params["memory"]
+    if params["gpus_per_node"]:
+        limits["nvidia.com/gpu"] = params["gpus_per_node"]
+    out = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _user_env(params):
+    env = params.get("env") or {}
+    return [{"name": k, "value": str(v)} for k, v in sorted(env.items())]
+
+
+def _pod_spec(params, container, restart_policy=None, extra_volumes=None):
+    volumes, mounts, _env = _volumes(params)
+    if mounts:
+        container["volumeMounts"] = mounts
+    spec = {"restartPolicy": restart_policy or params.get("restart_policy") or "Never", "containers": [container]}
+    volumes = (extra_volumes or []) + volumes
+    if volumes:
+        spec["volumes"] = volumes
+    node_selector = dict(params.get("node_selector") or {})
+    if params.get("gpu_product"):
+        node_selector["nvidia.com/gpu.product"] = params["gpu_product"]
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    tolerations = list(params.get("tolerations") or [])
+    if params["gpus_per_node"] and not any(t.get("key") == "nvidia.com/gpu" for t in tolerations):
+        # GPU nodes are commonly tainted nvidia.com/gpu:NoSchedule so only GPU pods land there.
+        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+    if tolerations:
+        spec["tolerations"] = tolerations
+    if params.get("priority_class_name"):
+        spec["priorityClassName"] = params["priority_class_name"]
+    if params.get("service_account_name"):
+        spec["serviceAccountName"] = params["service_account_name"]
+    if params.get("image_pull_secrets"):
+        spec["imagePullSecrets"] = [{"name": n} for n in params["image_pull_secrets"]]
+    return spec
+
+
+def _container(params, name, command, env):
+    _vols, _mounts, volume_env = _volumes(params)
+    container = {"name": name, "image": params.get("image") or DEFAULT_IMAGES[params["framework"]], "command": command}
+    if params.get("image_pull_policy"):
+        container["imagePullPolicy"] = params["image_pull_policy"]
+    if params.get("working_dir"):
+        container["workingDir"] = params["working_dir"]
+    all_env = env + volume_env + _user_env(params)
+    if all_env:
+        container["env"] = all_env
+    resources = _resources(params)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def _entry(params):
+    """The user program: [script, *args] or the full command."""
+    if params.get("command"):
+        return list(params["command"]) + list(params.get("args") or [])
+    return [params["script"]] + list(params.get("args") or [])
+
+
+def _index_env(name):
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['%s']" % INDEX_ANNOTATION}}}
+
+
+def _headless_service(params, ports):
+    labels = _labels(params, "rendezvous")
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": params["name"], "namespace": params["namespace"], "labels": labels},
+        "spec": {
+            "clusterIP": "None",
+            # Peers must resolve before they are Ready: rendezvous happens before readiness.
+            "publishNotReadyAddresses": True,
+            "selector": {"aiinfra.cluster/training-job": params["name"]},
+            "ports": [{"name": n, "port": p, "targetPort": p, "protocol": "TCP"} for n, p in ports],
+        },
+    }
+
+
+def _indexed_job(params, container, completions):
+    job_spec = {
+        "completionMode": "Indexed",
+        "completions": completions,
+        "parallelism": completions,
+        "backoffLimit": params.get("backoff_limit", 0),
+        "template": {
+            "metadata": {"labels": _labels(params)},
+            "spec": dict(_pod_spec(params, container), subdomain=params["name"]),
+        },
+    }
+    if params.get("ttl_seconds_after_finished") is not None:
+        job_spec["ttlSecondsAfterFinished"] = params["ttl_seconds_after_finished"]
+    if params.get("active_deadline_seconds"):
+        job_spec["activeDeadlineSeconds"] = params["active_deadline_seconds"]
+    if params.get("backoff_limit_per_index") is not None:
+        job_spec["backoffLimitPerIndex"] = params["backoff_limit_per_index"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta(params), "spec": job_spec}
+
+
+def rendezvous_endpoint(params):
+    """index 0's stable DNS name: <job>-0.<headless service>:<port>."""
+    return "%s-0.%s:%d" % (params["name"], params["name"], params.get("rdzv_port") or C10D_PORT)
+
+
+def _nnodes(params):
+    elastic = params.get("elastic")
+    if elastic:
+        return "%d:%d" % (elastic["min_nodes"], elastic.get("max_nodes") or params["nodes"])
+    return str(params["nodes"])
+
+
+def build_pytorch_job(params):
+    nodes, procs = params["nodes"], _procs(params)
+    elastic = params.get("elastic")
+    pods = (elastic.get("max_nodes") or nodes) if elastic else nodes
+    port = params.get("rdzv_port") or C10D_PORT
+    endpoint = rendezvous_endpoint(params)
+    env = [
+        _index_env("NODE_RANK"),
+        {"name": "NNODES", "value": _nnodes(params)},
+        {"name": "NPROC_PER_NODE", "value": str(procs)},
+        {"name": "WORLD_SIZE", "value": str(pods * procs)},
+        {"name": "MASTER_ADDR", "value": "%s-0.%s" % (params["name"], params["name"])},
+        {"name": "MASTER_PORT", "value": str(port)},
+        {"name": "RDZV_ENDPOINT", "value": endpoint},
+    ]
+    if params.get("command"):
+        command = _entry(params)
+    else:
+        command = [
+            "torchrun",
+            "--nnodes=%s" % _nnodes(params),
+            "--nproc-per-node=%d" % procs,
+            "--node-rank=$(NODE_RANK)",
+            "--rdzv-backend=c10d",
+            "--rdzv-endpoint=%s" % endpoint,
+            "--rdzv-id=%s" % params["name"],
+        ]
+        if elastic:
+            command.append("--max-restarts=%d" % elastic.get("max_restarts", 3))
+        command += _entry(params)
+    container = _container(params, "pytorch", command, env)
+    container["ports"] = [{"name": "c10d", "containerPort": port, "protocol": "TCP"}]
+    return [_headless_service(params, [("c10d", port)]), _indexed_job(params, container, pods)]
+
+
+def _run_policy(params):
+    policy = {"backoffLimit": params.get("backoff_limit", 0), "cleanPodPolicy": "None"}
+    if params.get("ttl_seconds_after_finished") is not None:
+        policy["ttlSecondsAfterFinished"] = params["ttl_seconds_after_finished"]
+    if params.get("active_deadline_seconds"):
+        policy["activeDeadlineSeconds"] = params["active_deadline_seconds"]
+    if params.get("priority_class_name"):
+        policy["schedulingPolicy"] = {"priorityClass": params["priority_class_name"]}
+    return policy
+
+
+def _replica(params, container, replicas, restart_policy=None):
+    return {
+        "replicas": replicas,
+        "restartPolicy": restart_policy or params.get("restart_policy") or "Never",
+        "template": {"metadata": {"labels": _labels(params)}, "spec": _without_restart(_pod_spec(params, container))},
+    }
+
+
+def _without_restart(spec):
+    # The operators set restartPolicy on pods from the replica spec.
+    spec = dict(spec)
+    spec.pop("restartPolicy", None)
+    return spec
+
+
+def build_pytorchjob(params):
+    procs = _procs(params)
+    command = _entry(params) if params.get("command") else ["torchrun"] + _entry(params)
+    container = _container(params, "pytorch", command, [])
+    spec = {"nprocPerNode": str(procs), "runPolicy": _run_policy(params), "pytorchReplicaSpecs": {}}
+    elastic = params.get("elastic")
+    if elastic:
+        high = elastic.get("max_nodes") or params["nodes"]
+        spec["elasticPolicy"] = {
+            "minReplicas": elastic["min_nodes"],
+            "maxReplicas": high,
+            "rdzvBackend": "c10d",
+            "maxRestarts": elastic.get("max_restarts", 3),
+        }
+        spec["pytorchReplicaSpecs"]["Worker"] = _replica(params, container, params["nodes"])
+    else:
+        spec["pytorchReplicaSpecs"]["Master"] = _replica(params, container, 1)
+        if params["nodes"] > 1:
+            spec["pytorchReplicaSpecs"]["Worker"] = _replica(params, container, params["nodes"] - 1)
+    return [{"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": _meta(params), "spec": spec}]
+
+
+def build_trainjob(params):
+    procs = _procs(params)
+    trainer = {
+        "image": params.get("image") or DEFAULT_IMAGES["pytorch"],
+        "numNodes": params["nodes"],
+        "numProcPerNode": procs,
+        # The torch plugin sets PET_NNODES/PET_NPROC_PER_NODE/PET_NODE_RANK/PET_MASTER_*; torchrun reads them.
+        "command": _entry(params) if params.get("command") else ["torchrun"] + _entry(params),
+    }
+    env = _user_env(params)
+    if env:
+        trainer["env"] = env
+    resources = _resources(params)
+    if resources:
+        trainer["resourcesPerNode"] = resources
+    spec = {"runtimeRef": {"name": params.get("runtime") or "torch-distributed"}, "trainer": trainer}
+    if params.get("active_deadline_seconds"):
+        spec["activeDeadlineSeconds"] = params["active_deadline_seconds"]
+    # Pod-level settings the runtime allows us to patch: volumes, node selection, tolerations.
+    pod = _pod_spec(params, {"name": "node"})
+    pod.pop("restartPolicy", None)
+    pod_patch = dict((k, pod[k]) for k in ("volumes", "nodeSelector", "tolerations", "imagePullSecrets", "serviceAccountName") if k in pod)
+    node_container = {"name": "node"}
+    _vols, mounts, volume_env = _volumes(params)
+    if mounts:
+        node_container["volumeMounts"] = mounts
+    if volume_env:
+        node_container["env"] = volume_env
+    if len(node_container) > 1:
+        pod_patch["containers"] = [node_container]
+    if pod_patch:
+        spec["runtimePatches"] = [
+            {
+                "manager": MANAGER,
+                "trainingRuntimeSpec": {
+                    "template": {"spec": {"replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}]}}
+                },
+            }
+        ]
+    return [{"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": _meta(params), "spec": spec}]
+
+
+def tf_cluster(params, hosts_by_type):
+    return dict((t, ["%s:%d" % (h, params.get("tf_port") or TF_PORT) for h in hosts]) for t, hosts in hosts_by_type.items() if hosts)
+
+
+def _tf_config_env(cluster, task_type):
+    """TF_CONFIG with the task index filled in by the kubelet from TF_TASK_INDEX (dependent env var)."""
+    template = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": 0}}, sort_keys=True)
+    template = template.replace('"index": 0}', '"index": $(TF_TASK_INDEX)}')
+    return [_index_env("TF_TASK_INDEX"), {"name": "TF_CONFIG", "value": template}]
+
+
+def build_tensorflow_job(params):
+    name, nodes, port = params["name"], params["nodes"], params.get("tf_port") or TF_PORT
+    cluster = tf_cluster(params, {"worker": ["%s-%d.%s" % (name, i, name) for i in range(nodes)]})
+    command = _entry(params) if params.get("command") else ["python", params["script"]] + list(params.get("args") or [])
+    container = _container(params, "tensorflow", command, _tf_config_env(cluster, "worker"))
+    container["ports"] = [{"name": "tf-grpc", "containerPort": port, "protocol": "TCP"}]
+    return [_headless_service(params, [("tf-grpc", port)]), _indexed_job(params, container, nodes)]
+
+
+def build_tfjob(params):
+    port = params.get("tf_port") or TF_PORT
+    command = _entry(params) if params.get("command") else ["python", params["script"]] + list(params.get("args") or [])
+    container = _container(params, "tensorflow", command, [])
+    container["ports"] = [{"name": "tfjob-port", "containerPort": port, "protocol": "TCP"}]
+    replicas = {"Worker": _replica(params, container, params["nodes"])}
+    if params.get("strategy") == "parameter_server":
+        replicas["Chief"] = _replica(params, container, 1)
+        ps_params = dict(params, gpus_per_node=0)
+        ps_container = _container(ps_params, "tensorflow", command, [])
+        ps_container["ports"] = container["ports"]
+        # Parameter servers run until the job ends; restarting them on failure keeps training alive.
+        replicas["PS"] = _replica(ps_params, ps_container, params["ps_replicas"], restart_policy="OnFailure")
+    spec = {"tfReplicaSpecs": replicas, "runPolicy": _run_policy(params)}
+    if params.get("success_policy") == "all_workers":
+        spec["successPolicy"] = "AllWorkers"
+    return [{"apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": _meta(params), "spec": spec}]
+
+
+def build_tf_jobset(params):
+    name, port = params["name"], params.get("tf_port") or TF_PORT
+    counts = {"worker": params["nodes"]}
+    if params.get("strategy") == "parameter_server":
+        counts.update({"chief": 1, "ps": params["ps_replicas"]})
+    # JobSet pod DNS: <jobset>-<replicatedJob>-<jobIndex>-<podIndex>.<subdomain (= jobset name)>
+    hosts = dict((t, ["%s-%s-0-%d.%s" % (name, t, i, name) for i in range(n)]) for t, n in counts.items())
+    cluster = tf_cluster(params, hosts)
+    command = _entry(params) if params.get("command") else ["python", params["script"]] + list(params.get("args") or [])
+    replicated = []
+    for task_type in ("chief", "ps", "worker"):
+        if task_type not in counts:
+            continue
+        task_params = dict(params, gpus_per_node=0) if task_type == "ps" else params
+        container = _container(task_params, "tensorflow", command, _tf_config_env(cluster, task_type))
+        container["ports"] = [{"name": "tf-grpc", "containerPort": port, "protocol": "TCP"}]
+        job_spec = {
+            "completionMode": "Indexed",
+            "completions": counts[task_type],
+            "parallelism": counts[task_type],
+            "backoffLimit": params.get("backoff_limit", 0),
+            "template": {"metadata": {"labels": _labels(params, task_type)}, "spec": _pod_spec(task_params, container)},
+        }
+        replicated.append({"name": task_type, "replicas": 1, "template": {"spec": job_spec}})
+    targets = ["chief", "worker"] if params.get("success_policy", "all_workers") == "all_workers" else ["chief"]
+    targets = [t for t in targets if t in counts]
+    spec = {
+        "network": {"enableDNSHostnames": True, "subdomain": name, "publishNotReadyAddresses": True},
+        # Parameter servers never exit: the JobSet succeeds when the chief/workers do.
+        "successPolicy": {"operator": "All", "targetReplicatedJobs": targets},
+        "failurePolicy": {"maxRestarts": params.get("backoff_limit", 0)},
+        "replicatedJobs": replicated,
+    }
+    if params.get("ttl_seconds_after_finished") is not None:
+        spec["ttlSecondsAfterFinished"] = params["ttl_seconds_after_finished"]
+    return [{"apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet", "metadata": _meta(params), "spec": spec}]
+
+
+BUILDERS = {
+    ("pytorch", "job"): build_pytorch_job,
+    ("pytorch", "pytorchjob"): build_pytorchjob,
+    ("pytorch", "trainjob"): build_trainjob,
+    ("tensorflow", "job"): build_tensorflow_job,
+    ("tensorflow", "tfjob"): build_tfjob,
+    ("tensorflow", "jobset"): build_tf_jobset,
+}
+
+PARAM_DEFAULTS = {
+    "namespace": "default",
+    "framework": "pytorch",
+    "backend": "job",
+    "strategy": "multi_worker_mirrored",
+    "nodes": 1,
+    "gpus_per_node": 1,
+    "backoff_limit": 0,
+    "restart_policy": "Never",
+    "shm_size": "16Gi",
+    "ttl_seconds_after_finished": 86400,
+    "success_policy": "all_workers",
+}
+
+
+def build_training_job(params):
+    """params (module options) -> the bundle of manifests for the chosen framework/backend."""
+    full = dict(PARAM_DEFAULTS)
+    full.update(dict((k, v) for k, v in params.items() if v is not None))
+    validate(full)
+    return BUILDERS[(full["framework"], full["backend"])](full)
+
+
+def main_object(objects):
+    """The object whose status says how the training went (the last one of the bundle)."""
+    return objects[-1]
+
+
+def training_outcome(obj):
+    """(state, reason) for a training object: state is running, succeeded or failed."""
+    success, failure = OUTCOMES[obj["kind"]]
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if str(cond.get("status")) != "True":
+            continue
+        if cond.get("type") == success:
+            return "succeeded", cond.get("reason")
+        if cond.get("type") == failure:
+            return "failed", "%s: %s" % (cond.get("reason"), cond.get("message"))
+    return "running", None
+
+
+def training_timings(obj):
+    """Start/completion times and duration from what the controller recorded."""
+    status = obj.get("status") or {}
+    start = status.get("startTime")
+    end = status.get("completionTime")
+    if not start or not end:
+        for cond in status.get("conditions") or []:
+            if cond.get("type") in OUTCOMES[obj["kind"]] and str(cond.get("status")) == "True":
+                end = end or cond.get("lastTransitionTime")
+            if cond.get("type") in ("Created", "Running") and not start:
+                start = cond.get("lastTransitionTime")
+    if not start:
+        start = (obj.get("metadata") or {}).get("creationTimestamp")
+    return {"start_time": start, "completion_time": end, "duration_seconds": _seconds_between(start, end)}
+
+
+def _seconds_between(start, end):
+    if not start or not end:
+        return None
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    try:
+        return int((datetime.datetime.strptime(end, fmt) - datetime.datetime.strptime(start, fmt)).total_seconds())
+    except ValueError:
+        return None

@@ -1,0 +1,518 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: training_job
+short_description: Run distributed PyTorch or TensorFlow training on Kubernetes and wait for it
+version_added: 0.1.0
+author: aiinfra.cluster contributors
+description:
+  - Builds and applies, in one call, everything a distributed training run needs, then waits for
+    it to finish. On failure it fails fast with the failing pod's reason and log tail.
+  - "PyTorch, O(backend=job) (default, no operator needed): a C(batch/v1) Indexed Job plus a headless
+    Service named after the job; every pod gets the stable DNS name C(<name>-<index>.<name>) and runs
+    C(torchrun) with C10d rendezvous on index 0 (C(<name>-0.<name>:29400))."
+  - PyTorch, O(backend=pytorchjob) (Kubeflow Training Operator v1, C(kubeflow.org/v1)) or
+    O(backend=trainjob) (Kubeflow Trainer v2, C(trainer.kubeflow.org/v1alpha1)) when those operators are installed.
+  - "TensorFlow, O(strategy=multi_worker_mirrored): an Indexed Job plus headless Service; each pod's
+    C(TF_CONFIG) lists every worker by stable DNS name and carries the pod's own task index."
+  - TensorFlow, O(strategy=parameter_server) through a TFJob (O(backend=tfjob)) or a JobSet
+    (O(backend=jobset), chief/ps/worker with stable DNS); parameter servers are not waited for.
+  - Finished jobs are removed after O(ttl_seconds_after_finished), which also removes their pods.
+    A later run with the same name then starts the training again.
+options:
+  name:
+    description:
+      - Name of the job (and of its headless Service). A DNS label of at most 40 characters.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the job.
+    type: str
+    default: default
+  framework:
+    description: The training framework.
+    type: str
+    choices: [pytorch, tensorflow]
+    default: pytorch
+  backend:
+    description:
+      - What runs the pods. V(job) needs no operator.
+      - V(pytorchjob) and V(trainjob) are for PyTorch; V(tfjob) and V(jobset) are for TensorFlow.
+    type: str
+    choices: [job, pytorchjob, trainjob, tfjob, jobset]
+    default: job
+  strategy:
+    description:
+      - TensorFlow distribution strategy. V(parameter_server) needs O(backend=tfjob) or O(backend=jobset)
+        and O(ps_replicas).
+    type: str
+    choices: [multi_worker_mirrored, parameter_server]
+    default: multi_worker_mirrored
+  image:
+    description:
+      - Training image. Defaults to C(pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime) or
+        C(tensorflow/tensorflow:2.21.0-gpu); set it to your own image or a mirror.
+    type: str
+  image_pull_policy:
+    description: Image pull policy of the training container.
+    type: str
+    choices: [Always, IfNotPresent, Never]
+  image_pull_secrets:
+    description: Names of Secrets to pull the image with.
+    type: list
+    elements: str
+  script:
+    description:
+      - The training entry point (for example V(/workspace/train.py)), run under C(torchrun) (PyTorch)
+        or C(python) (TensorFlow) with O(args).
+    type: str
+  command:
+    description:
+      - The full container command instead of O(script); the rendezvous settings are then only given
+        as environment variables.
+    type: list
+    elements: str
+  args:
+    description: Arguments after O(script) or O(command).
+    type: list
+    elements: str
+  working_dir:
+    description: Working directory of the training container.
+    type: str
+  env:
+    description: Extra environment variables for the training container.
+    type: dict
+  nodes:
+    description: Number of nodes (pods). For TensorFlow, the number of workers.
+    type: int
+    default: 1
+  procs_per_node:
+    description: Processes per node (C(torchrun --nproc-per-node)); defaults to O(gpus_per_node), or 1.
+    type: int
+  gpus_per_node:
+    description: C(nvidia.com/gpu) per pod. V(0) for CPU-only runs.
+    type: int
+    default: 1
+  cpu:
+    description: CPU request per pod, for example V(16).
+    type: str
+  memory:
+    description: Memory request and limit per pod, for example V(128Gi).
+    type: str
+  elastic:
+    description:
+      - Elastic PyTorch training (C(torchrun --nnodes=min:max)). O(backend=job) starts C(max_nodes) pods;
+        training proceeds once C(min_nodes) have joined.
+    type: dict
+    suboptions:
+      min_nodes:
+        description: Fewest nodes to train with.
+        type: int
+        required: true
+      max_nodes:
+        description: Most nodes; defaults to O(nodes).
+        type: int
+      max_restarts:
+        description: How often torchrun restarts the worker group after a failure.
+        type: int
+        default: 3
+  rdzv_port:
+    description: Port of the C10d rendezvous store on index 0.
+    type: int
+    default: 29400
+  tf_port:
+    description: gRPC port of each TensorFlow task.
+    type: int
+    default: 2222
+  ps_replicas:
+    description: Number of TensorFlow parameter servers (O(strategy=parameter_server)).
+    type: int
+  success_policy:
+    description:
+      - When a parameter-server job succeeds. V(all_workers) waits for the chief and every worker;
+        V(chief) only for the chief (TF2 workers that serve forever).
+    type: str
+    choices: [all_workers, chief]
+    default: all_workers
+  backoff_limit:
+    description: Pod failures tolerated before the job fails. V(0) fails fast on the first failure.
+    type: int
+    default: 0
+  backoff_limit_per_index:
+    description: Failures tolerated per index (O(backend=job) only).
+    type: int
+  restart_policy:
+    description: Pod restart policy. V(OnFailure) restarts the container in place (same host name).
+    type: str
+    choices: [Never, OnFailure]
+    default: Never
+  active_deadline_seconds:
+    description: Fail the job after this many seconds.
+    type: int
+  ttl_seconds_after_finished:
+    description:
+      - Delete the finished job (and its pods) after this many seconds. V(0) deletes it at once.
+    type: int
+    default: 86400
+  priority_class_name:
+    description: PriorityClass of the pods (not settable with O(backend=trainjob)).
+    type: str
+  gpu_product:
+    description:
+      - Only schedule on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this
+        value, for example V(NVIDIA-H100-80GB-HBM3).
+    type: str
+  node_selector:
+    description: Extra node selector labels.
+    type: dict
+  tolerations:
+    description:
+      - Pod tolerations. With GPUs, a toleration for the C(nvidia.com/gpu) taint is added unless one is given.
+    type: list
+    elements: dict
+  service_account_name:
+    description: ServiceAccount of the pods.
+    type: str
+  shm_size:
+    description:
+      - Size of the memory-backed C(/dev/shm) that NCCL needs (counts against the pod's memory). V(0) for none.
+    type: str
+    default: 16Gi
+  data:
+    description: The training data volume.
+    type: dict
+    suboptions:
+      claim_name:
+        description: A PersistentVolumeClaim.
+        type: str
+      dataset:
+        description: A Fluid Dataset in the same namespace; its PVC has the Dataset's name.
+        type: str
+      mount_path:
+        description: Where to mount it; exported as C(DATA_DIR).
+        type: str
+        default: /data
+      sub_path:
+        description: Sub-directory of the volume.
+        type: str
+      read_only:
+        description: Mount read-only.
+        type: bool
+        default: true
+  checkpoint:
+    description: The checkpoint volume; its path is exported as C(CHECKPOINT_DIR).
+    type: dict
+    suboptions:
+      claim_name:
+        description: A PersistentVolumeClaim (ReadWriteMany when several nodes write).
+        type: str
+        required: true
+      mount_path:
+        description: Where to mount it.
+        type: str
+        default: /checkpoints
+      sub_path:
+        description: Sub-directory of the volume.
+        type: str
+      read_only:
+        description: Mount read-only.
+        type: bool
+        default: false
+  log_dir:
+    description:
+      - The TensorBoard log volume; its path is exported as C(TENSORBOARD_LOG_DIR) (see M(aiinfra.cluster.tensorboard)).
+    type: dict
+    suboptions:
+      claim_name:
+        description: A PersistentVolumeClaim (may be the checkpoint one).
+        type: str
+        required: true
+      mount_path:
+        description: Where to mount it.
+        type: str
+        default: /logs
+      sub_path:
+        description: Sub-directory of the volume.
+        type: str
+      read_only:
+        description: Mount read-only.
+        type: bool
+        default: false
+  runtime:
+    description: The (Cluster)TrainingRuntime of a TrainJob.
+    type: str
+    default: torch-distributed
+extends_documentation_fragment:
+  - aiinfra.cluster.auth
+  - aiinfra.cluster.apply
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+notes:
+  - With O(wait=true) (the default) the module waits up to O(wait_timeout) seconds for the training to
+    finish; for long runs set O(wait=false) and poll, or raise O(wait_timeout).
+  - A Job's pod template cannot change once created; to change a job, delete it (O(state=absent)) or
+    use a new O(name).
+  - O(backend=job) needs cluster DNS (ClusterFirst) for the C(<name>-<index>.<name>) host names.
+"""
+
+EXAMPLES = r"""
+- name: 2 nodes x 8 H100 PyTorch DDP, no operator needed
+  aiinfra.cluster.training_job:
+    name: resnet-ddp
+    namespace: ml-training
+    image: registry.example.com/ml/resnet:1.4
+    script: /workspace/train.py
+    args: ["--epochs", "90"]
+    nodes: 2
+    gpus_per_node: 8
+    gpu_product: NVIDIA-H100-80GB-HBM3
+    priority_class_name: gpu-training
+    data: {dataset: imagenet}
+    checkpoint: {claim_name: resnet-ckpt}
+    log_dir: {claim_name: resnet-ckpt, sub_path: tb}
+    wait_timeout: 86400
+
+- name: Elastic run on 2 to 4 nodes
+  aiinfra.cluster.training_job:
+    name: llm-elastic
+    namespace: ml-training
+    script: /workspace/pretrain.py
+    nodes: 4
+    gpus_per_node: 8
+    elastic: {min_nodes: 2, max_nodes: 4}
+    wait: false
+
+- name: TensorFlow MultiWorkerMirroredStrategy on 3 workers
+  aiinfra.cluster.training_job:
+    name: tf-mwms
+    namespace: ml-training
+    framework: tensorflow
+    script: /workspace/train_tf.py
+    nodes: 3
+    gpus_per_node: 4
+
+- name: TensorFlow parameter servers through JobSet
+  aiinfra.cluster.training_job:
+    name: tf-ps
+    namespace: ml-training
+    framework: tensorflow
+    strategy: parameter_server
+    backend: jobset
+    script: /workspace/train_ps.py
+    nodes: 4
+    ps_replicas: 2
+
+- name: Through the Kubeflow Trainer v2 instead
+  aiinfra.cluster.training_job:
+    name: resnet-trainjob
+    namespace: ml-training
+    backend: trainjob
+    script: /workspace/train.py
+    nodes: 2
+    gpus_per_node: 8
+"""
+
+RETURN = r"""
+training:
+  description: The run's main object and how it went.
+  returned: when state=present
+  type: dict
+  sample:
+    kind: Job
+    name: resnet-ddp
+    state: succeeded
+    reason: CompletionsReached
+    rendezvous_endpoint: resnet-ddp-0.resnet-ddp:29400
+    status: {succeeded: 2, completionTime: "2026-11-29T23:50:11Z"}
+    timings: {start_time: "2026-11-29T23:49:58Z", completion_time: "2026-11-29T23:50:11Z", duration_seconds: 13, waited_seconds: 14.2}
+resources:
+  description: One entry per object applied (or deleted), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {apiVersion: v1, kind: Service, name: resnet-ddp, namespace: ml-training, changed: true, action: created}
+    - {apiVersion: batch/v1, kind: Job, name: resnet-ddp, namespace: ml-training, changed: true, action: created}
+failed_pod:
+  description: On failure, the first failed pod, its reason and log tail (null when the kubelet serves no logs).
+  returned: on failure
+  type: dict
+  sample: {pod: resnet-ddp-1-x7k2q, reason: "pytorch: Error exit 1 ", log_tail: null}
+api_requests:
+  description: API requests sent, by HTTP verb.
+  returned: always
+  type: dict
+  sample: {GET: 4, PATCH: 2}
+"""
+
+import time
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import KubeError, WaitFailed, WaitTimeout
+from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
+from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
+from ansible_collections.aiinfra.cluster.plugins.module_utils.training_builder import (
+    POD_SELECTORS,
+    build_training_job,
+    main_object,
+    rendezvous_endpoint,
+    training_outcome,
+    training_timings,
+)
+from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import pod_failure_summary, recent_events, wait_for
+
+VOLUME_OPTIONS = {
+    "claim_name": {"type": "str"},
+    "mount_path": {"type": "str"},
+    "sub_path": {"type": "str"},
+    "read_only": {"type": "bool"},
+}
+
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str", "default": "default"},
+    "framework": {"type": "str", "default": "pytorch", "choices": ["pytorch", "tensorflow"]},
+    "backend": {"type": "str", "default": "job", "choices": ["job", "pytorchjob", "trainjob", "tfjob", "jobset"]},
+    "strategy": {"type": "str", "default": "multi_worker_mirrored", "choices": ["multi_worker_mirrored", "parameter_server"]},
+    "image": {"type": "str"},
+    "image_pull_policy": {"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
+    "image_pull_secrets": {"type": "list", "elements": "str"},
+    "script": {"type": "str"},
+    "command": {"type": "list", "elements": "str"},
+    "args": {"type": "list", "elements": "str"},
+    "working_dir": {"type": "str"},
+    "env": {"type": "dict"},
+    "nodes": {"type": "int", "default": 1},
+    "procs_per_node": {"type": "int"},
+    "gpus_per_node": {"type": "int", "default": 1},
+    "cpu": {"type": "str"},
+    "memory": {"type": "str"},
+    "elastic": {
+        "type": "dict",
+        "options": {
+            "min_nodes": {"type": "int", "required": True},
+            "max_nodes": {"type": "int"},
+            "max_restarts": {"type": "int", "default": 3},
+        },
+    },
+    "rdzv_port": {"type": "int", "default": 29400},
+    "tf_port": {"type": "int", "default": 2222},
+    "ps_replicas": {"type": "int"},
+    "success_policy": {"type": "str", "default": "all_workers", "choices": ["all_workers", "chief"]},
+    "backoff_limit": {"type": "int", "default": 0},
+    "backoff_limit_per_index": {"type": "int"},
+    "restart_policy": {"type": "str", "default": "Never", "choices": ["Never", "OnFailure"]},
+    "active_deadline_seconds": {"type": "int"},
+    "ttl_seconds_after_finished": {"type": "int", "default": 86400},
+    "priority_class_name": {"type": "str"},
+    "gpu_product": {"type": "str"},
+    "node_selector": {"type": "dict"},
+    "tolerations": {"type": "list", "elements": "dict"},
+    "service_account_name": {"type": "str"},
+    "shm_size": {"type": "str", "default": "16Gi"},
+    "data": {
+        "type": "dict",
+        "options": dict(VOLUME_OPTIONS, dataset={"type": "str"}, mount_path={"type": "str", "default": "/data"}, read_only={"type": "bool", "default": True}),
+        "mutually_exclusive": [["claim_name", "dataset"]],
+        "required_one_of": [["claim_name", "dataset"]],
+    },
+    "checkpoint": {
+        "type": "dict",
+        "options": dict(VOLUME_OPTIONS, claim_name={"type": "str", "required": True}, mount_path={"type": "str", "default": "/checkpoints"}, read_only={"type": "bool", "default": False}),
+    },
+    "log_dir": {
+        "type": "dict",
+        "options": dict(VOLUME_OPTIONS, claim_name={"type": "str", "required": True}, mount_path={"type": "str", "default": "/logs"}, read_only={"type": "bool", "default": False}),
+    },
+    "runtime": {"type": "str", "default": "torch-distributed"},
+}
+
+BUILDER_KEYS = [k for k in ARGUMENT_SPEC]
+
+
+def wait_for_training(module, client, obj):
+    """Wait until the run succeeds; fail fast with the failing pod when it fails."""
+    params = module.params
+    meta = obj["metadata"]
+    rt = ResourceResolver(client).resolve(obj["apiVersion"], obj["kind"])
+    started = time.time()
+    if obj["kind"] == "Job":
+        # The shared Job waiter already fails fast with the failed pod's reason and log tail.
+        last = wait_for(client, rt, meta["name"], meta["namespace"], {"type": "job"}, timeout=params["wait_timeout"])
+        return last, time.time() - started
+    deadline, interval = started + params["wait_timeout"], 0.2
+    while True:
+        last = client.get(rt.item_path(meta["name"], meta["namespace"]))
+        state, reason = training_outcome(last)
+        if state == "succeeded":
+            return last, time.time() - started
+        if state == "failed":
+            pod = pod_failure_summary(client, meta["namespace"], POD_SELECTORS[obj["kind"]] % meta["name"])
+            msg = "%s %s/%s failed: %s" % (obj["kind"], meta["namespace"], meta["name"], reason)
+            if pod:
+                msg += "; pod %s: %s" % (pod["pod"], pod["reason"])
+            raise WaitFailed(msg, failed_pod=pod, last_status=last.get("status"), events=recent_events(client, last))
+        if time.time() >= deadline:
+            events = recent_events(client, last)
+            msg = "%s %s/%s not finished after %ss (conditions: %s)" % (
+                obj["kind"], meta["namespace"], meta["name"], params["wait_timeout"],
+                ", ".join("%s=%s" % (c.get("type"), c.get("status")) for c in (last.get("status") or {}).get("conditions") or []) or "none yet",
+            )
+            if events:
+                msg += "; recent events: " + " | ".join(events)
+            raise WaitTimeout(msg, last_status=last.get("status"), events=events)
+        time.sleep(interval)
+        interval = min(interval * 2, 2.0)
+
+
+def main():
+    module = kube_module(ARGUMENT_SPEC, mutually_exclusive=[["script", "command"]], required_one_of=[["script", "command"]])
+    params = module.params
+
+    def body(client):
+        objects = build_training_job(dict((k, params.get(k)) for k in BUILDER_KEYS))
+        main_obj = main_object(objects)
+        try:
+            # The bundle's own waits are skipped: the training object is waited for below, with its outcome.
+            result = run_bundle(module, client, objects, waits=dict((i, None) for i in range(len(objects))))
+        except KubeError as exc:
+            if main_obj["kind"] in ("Job", "JobSet") and exc.details.get("status") == 422 and "immutable" in exc.msg:
+                exc.msg += "; a running or finished job cannot be changed: delete it first (state: absent) or use a new name"
+            raise
+        if params["state"] == "absent":
+            return result
+        training = {"kind": main_obj["kind"], "name": params["name"], "namespace": params["namespace"]}
+        if params["backend"] == "job" and params["framework"] == "pytorch":
+            training["rendezvous_endpoint"] = rendezvous_endpoint(params)
+        last = result["resources"][-1].get("object") or {}
+        waited = None
+        if params["wait"] and not module.check_mode:
+            try:
+                last, waited = wait_for_training(module, client, main_obj)
+            except WaitFailed as exc:
+                pod = exc.details.get("failed_pod")
+                if pod and pod.get("log_tail") is None:
+                    pod["log_tail"] = None
+                    exc.msg += " (log tail unavailable: the node's kubelet did not serve the pod's logs)"
+                raise
+        state, reason = training_outcome(last) if last.get("status") else ("pending", None)
+        training.update(state=state, reason=reason, status=last.get("status") or {})
+        training["timings"] = training_timings(last) if last else {}
+        training["timings"]["waited_seconds"] = round(waited, 1) if waited is not None else None
+        result["training"] = training
+        return result
+
+    execute(module, body)
+
+
+if __name__ == "__main__":
+    main()
