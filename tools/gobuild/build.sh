@@ -23,7 +23,8 @@ build_kubernetes() {
   (cd "$here/kubernetes" && go build -trimpath -ldflags "$ldf" -o "$bin/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler)
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubectl)
 }
 
 build_etcd() {
@@ -53,7 +54,7 @@ build_helm() {
 
 need() { for f in "$@"; do [ -x "$bin/$f" ] || return 0; done; return 1; }
 if need etcd; then log "etcd $ETCD_VERSION"; build_etcd; fi
-if need kube-apiserver kube-controller-manager kube-scheduler; then
+if need kube-apiserver kube-controller-manager kube-scheduler kubectl; then
   log "kubernetes $KUBERNETES_VERSION (cold: tens of minutes on 2 cores)"; build_kubernetes
 fi
 if need kwok || [ ! -d "$bin/kwok-stages" ]; then log "kwok $KWOK_VERSION"; build_kwok; fi
