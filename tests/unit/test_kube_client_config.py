@@ -101,3 +101,64 @@ def test_no_cluster_at_all(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="no cluster to talk to"):
         config_from_params({})
     assert not os.path.exists(tmp_path / ".kube")
+
+
+class FakeResponse:
+    def __init__(self, status, body, headers=None):
+        self.status, self._body, self._headers = status, body, headers or {}
+
+    def read(self):
+        return self._body
+
+    def getheader(self, name):
+        return self._headers.get(name)
+
+
+class ScriptedConnection:
+    """Stands in for http.client's connection to exercise the retry policy without a server."""
+
+    def __init__(self, script):
+        self.script = script
+        self.sent = 0
+
+    def request(self, *args, **kwargs):
+        self.sent += 1
+
+    def getresponse(self):
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    def close(self):
+        pass
+
+
+def scripted_client(tmp_path, pki, script):
+    path, _ = kubeconfig(tmp_path, pki)
+    client = KubeClient(config_from_params({"kubeconfig": str(path)}), backoff=0.001)
+    conn = ScriptedConnection(script)
+    client._connect = lambda: conn
+    return client, conn
+
+
+def test_retries_429_5xx_and_dropped_connections(tmp_path, pki):
+    ok = FakeResponse(200, b'{"kind":"Namespace"}')
+    script = [FakeResponse(429, b"", {"Retry-After": "0"}), ConnectionResetError("reset"), FakeResponse(503, b"{}"), ok]
+    client, conn = scripted_client(tmp_path, pki, script)
+    assert client.get("/api/v1/namespaces/x") == {"kind": "Namespace"}
+    assert conn.sent == 4
+
+
+def test_no_retry_on_validation_errors(tmp_path, pki):
+    client, conn = scripted_client(tmp_path, pki, [FakeResponse(422, b'{"message":"invalid","reason":"Invalid"}'), FakeResponse(200, b"{}")])
+    with pytest.raises(ApiError):
+        client.get("/x")
+    assert conn.sent == 1
+
+
+def test_gives_up_after_the_retry_budget(tmp_path, pki):
+    client, conn = scripted_client(tmp_path, pki, [FakeResponse(503, b"{}")] * 5)
+    with pytest.raises(ApiError) as err:
+        client.get("/x")
+    assert err.value.status == 503 and conn.sent == 5

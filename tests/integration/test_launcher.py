@@ -1,0 +1,45 @@
+"""tools/local_cluster.py: up is idempotent, status reports, down stops what up started."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCHER = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
+
+
+def launch(state_dir, *args):
+    return subprocess.run(LAUNCHER + list(args) + ["--state-dir", str(state_dir)], capture_output=True, text=True, timeout=600)
+
+
+def alive(pid):
+    """Running and not a zombie (stopped children of an exited launcher may await reaping)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_up_twice_status_down(tmp_path):
+    state_dir = tmp_path / "lc"
+    args = ["--gpu-nodes", "2", "--gpus-per-node", "4", "--gpu-product", "NVIDIA-L40S", "--cpu-nodes", "0", "--crds-dir", ""]
+    try:
+        first = launch(state_dir, "up", *args)
+        assert first.returncode == 0, first.stderr
+        pids = [p["pid"] for p in json.loads((state_dir / "state.json").read_text())["processes"]]
+        assert len(pids) == 5 and all(alive(p) for p in pids)
+
+        status = launch(state_dir, "status")
+        assert status.returncode == 0 and "nodes 2, GPUs 8" in status.stdout, status.stdout
+
+        second = launch(state_dir, "up", *args)
+        assert second.returncode == 0 and "already running" in second.stderr and "0 created" in second.stderr
+        assert [p["pid"] for p in json.loads((state_dir / "state.json").read_text())["processes"]] == pids
+    finally:
+        down = launch(state_dir, "down")
+    assert down.returncode == 0
+    assert not any(alive(p) for p in pids)
+    assert not state_dir.exists()
+    assert launch(state_dir, "status").returncode == 1
