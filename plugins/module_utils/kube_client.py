@@ -288,9 +288,12 @@ def _in_cluster_config(params):
     return config
 
 
+PERMANENT_500_MARKERS = (b"failed to create typed patch object", b"failed to convert", b"quantities must match")
+
+
 def _is_permanent(data):
-    """Server-side apply answers schema mismatches with a 500 that retrying cannot fix."""
-    return b"failed to create typed patch object" in (data or b"")
+    """Server-side apply answers schema or quantity mismatches with a 500 that retrying cannot fix."""
+    return any(marker in (data or b"") for marker in PERMANENT_500_MARKERS)
 
 
 class KubeClient:

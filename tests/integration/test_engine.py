@@ -223,3 +223,17 @@ def test_gpu_node_info_reports_simulated_gpus(module_runner, namespace):
     cpu = module_runner("gpu_node_info", {"only_gpu_nodes": False, "label_selector": "!nvidia.com/gpu.present"})
     assert cpu["nodes"] and all(n["gpu_capacity"] == 0 for n in cpu["nodes"])
     assert os.environ["K8S_AUTH_KUBECONFIG"]
+
+
+def test_secret_values_never_appear_in_results_or_diffs(module_runner, namespace, getter):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": namespace}, "stringData": {"token": "s3cr3t-value"}}
+    first = module_runner("resources", {"definitions": [secret]}, diff=True)
+    first.pop("invocation")  # the task's own arguments; tasks passing secrets set no_log
+    assert first["changed"] and "s3cr3t-value" not in json.dumps(first)
+    assert "czNjcjN0LXZhbHVl" not in json.dumps(first)  # nor its base64
+    assert getter("v1", "Secret", "s", namespace)["data"]["token"] == "czNjcjN0LXZhbHVl"
+    assert not module_runner("resources", {"definitions": [secret]})["changed"]
+    secret["stringData"]["token"] = "n3w-value"
+    changed = module_runner("resources", {"definitions": [secret]}, diff=True)
+    changed.pop("invocation")
+    assert changed["changed"] and "n3w-value" not in json.dumps(changed)
