@@ -11,19 +11,22 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COLLECTIONS = os.path.join(ROOT, ".cache", "collections")
-_link = os.path.join(COLLECTIONS, "ansible_collections", "aiinfra", "cluster")
-if not os.path.exists(_link):
-    os.makedirs(os.path.dirname(_link), exist_ok=True)
-    os.symlink(ROOT, _link)
-if COLLECTIONS not in sys.path:
-    sys.path.insert(0, COLLECTIONS)
-os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
+# Under ansible-test the tree already is ansible_collections/aiinfra/cluster: leave its loader be.
+IN_COLLECTION_TREE = os.path.basename(os.path.dirname(os.path.dirname(ROOT))) == "ansible_collections"
+if not IN_COLLECTION_TREE:
+    _link = os.path.join(COLLECTIONS, "ansible_collections", "aiinfra", "cluster")
+    if not os.path.exists(_link):
+        os.makedirs(os.path.dirname(_link), exist_ok=True)
+        os.symlink(ROOT, _link)
+    if COLLECTIONS not in sys.path:
+        sys.path.insert(0, COLLECTIONS)
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
 
-# ansible_collections is a namespace package spread over site-packages and our path.
-import ansible_collections  # noqa: E402
+    # ansible_collections is a namespace package spread over site-packages and our path.
+    import ansible_collections  # noqa: E402 pylint: disable=wrong-import-position
 
-if COLLECTIONS + "/ansible_collections" not in list(ansible_collections.__path__):
-    ansible_collections.__path__.append(os.path.join(COLLECTIONS, "ansible_collections"))
+    if os.path.join(COLLECTIONS, "ansible_collections") not in list(ansible_collections.__path__):
+        ansible_collections.__path__.append(os.path.join(COLLECTIONS, "ansible_collections"))
 
 
 def run_module(name, args, check_mode=False, diff=False, env=None):
@@ -35,7 +38,8 @@ def run_module(name, args, check_mode=False, diff=False, env=None):
         json.dump({"ANSIBLE_MODULE_ARGS": payload}, handle)
         args_file = handle.name
     run_env = dict(os.environ)
-    run_env["PYTHONPATH"] = COLLECTIONS + os.pathsep + run_env.get("PYTHONPATH", "")
+    if not IN_COLLECTION_TREE:
+        run_env["PYTHONPATH"] = COLLECTIONS + os.pathsep + run_env.get("PYTHONPATH", "")
     if env is not None:
         run_env.update(env)
     try:

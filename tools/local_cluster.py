@@ -195,7 +195,9 @@ class LocalCluster:
     def start(self, state, name, binary, args):
         os.makedirs(self.logs, exist_ok=True)
         out = open(os.path.join(self.logs, name + ".log"), "ab")
-        proc = subprocess.Popen([binary] + args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir)
+        proc = subprocess.Popen(
+            [binary] + args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir, env=component_env()
+        )
         state["processes"].append({"name": name, "pid": proc.pid, "binary": binary})
         self.save_state(state)
         return proc
@@ -485,6 +487,15 @@ class LocalCluster:
         if state.get("bin_dir"):
             print('export PATH="%s:$PATH"' % state["bin_dir"])
         return 0
+
+
+def component_env():
+    """Environment for the control-plane processes. Their only peers are on 127.0.0.1 (never
+    proxied). Anything else they might dial (a webhook or aggregated API behind a Service of a
+    simulated pod) goes to a closed loopback port and fails at once: no traffic leaves the host."""
+    env = dict((k, v) for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"))
+    env.update({"HTTP_PROXY": "http://127.0.0.1:1", "HTTPS_PROXY": "http://127.0.0.1:1", "NO_PROXY": "127.0.0.1,localhost,::1"})
+    return env
 
 
 def _http_get(url):
