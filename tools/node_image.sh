@@ -25,6 +25,8 @@ if [ ! -s "$tarball" ]; then
     "$suite" "$rootfs" "$mirror" >&2
   # Keep the image small; apt lists are fetched again by the roles.
   $SUDO rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  # An old mtime on the empty lists makes apt's cache_valid_time logic fetch them on first use.
+  $SUDO touch -d @0 "$rootfs"/var/lib/apt/lists
   $SUDO tar -C "$rootfs" -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
 fi

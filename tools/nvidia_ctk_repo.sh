@@ -105,5 +105,5 @@ done
 (cd "$repo.tmp" && dpkg-scanpackages --multiversion . /dev/null > Packages 2>/dev/null && gzip -9kn Packages)
 rm -rf "$repo"
 mv "$repo.tmp" "$repo"
-log "repository at $repo ($(ls "$repo"/*.deb | wc -l) packages)"
+log "repository at $repo ($(find "$repo" -name "*.deb" | wc -l) packages)"
 echo "$repo"

@@ -24,6 +24,24 @@ options:
       - Take over fields owned by another field manager instead of failing with the conflict.
     type: bool
     default: false
+  field_manager:
+    description:
+      - Server-side apply field manager. Fields this manager applied and no longer applies are removed.
+      - Give tasks that apply different parts of one object (a namespace one role labels and another role
+        only ensures) different managers, so that each keeps only its own fields.
+    type: str
+    default: aiinfra.cluster
+  batch:
+    description:
+      - Several instances in one module run, for example every model of an inventory list. Each element takes
+        this module's own options; the connection options, O(state), O(wait), O(wait_timeout),
+        O(force_conflicts), O(field_manager) and O(delete_propagation) stay at the top level and apply to all elements.
+      - Each element is validated like the module's options before anything is sent; the module's own options
+        cannot also be set next to O(batch).
+      - One run reuses one connection and one list per kind and namespace, where a loop starts a module process
+        per item. Results are returned per element in RV(batch).
+    type: list
+    elements: dict
   wait:
     description:
       - Wait until each object is ready (its kind's readiness signal) or, with O(state=absent), gone.

@@ -8,7 +8,8 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    """Connection options shared by every module that talks to the Kubernetes API."""
+    """Connection options shared by every module that talks to the Kubernetes API (and the
+    descriptions of the check_mode/diff_mode attributes those modules declare)."""
 
     DOCUMENTATION = r"""
 options:
@@ -79,6 +80,11 @@ options:
       - Seconds to wait for one API response.
     type: int
     default: 30
+attributes:
+  check_mode:
+    description: Can run in check mode and return changed status prediction without modifying the target.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
 notes:
   - Option names and C(K8S_AUTH_*) variables are those of M(kubernetes.core.k8s), so the same AWX credential serves both.
   - Requests that fail with 429, 5xx or a dropped connection are retried with backoff; validation errors are not.

@@ -17,12 +17,30 @@ __metaclass__ = type
 import copy
 import hashlib
 import json
+import re
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, InputError, KubeError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import PERMANENT_500_MARKERS
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
 
 FIELD_MANAGER = "aiinfra.cluster"
 HASH_ANNOTATION = "aiinfra.cluster/applied-hash"
+
+
+def hash_annotation(field_manager):
+    """Each field manager keeps its own hash: two managers sharing an object (a namespace that a
+    role labels and another only ensures) must not fight over one annotation value."""
+    if field_manager == FIELD_MANAGER:
+        return HASH_ANNOTATION
+    label = re.sub(r"[^a-z0-9-]+", "-", field_manager.lower()).strip("-")[:40] or "manager"
+    return "%s.%s/applied-hash" % (label, FIELD_MANAGER)
+
+
+def _pop_hashes(annotations):
+    for key in [k for k in annotations if k == HASH_ANNOTATION or k.endswith("." + HASH_ANNOTATION)]:
+        annotations.pop(key)
+SECRET_VALUE_FIELDS = ("data", "stringData")
+REDACTED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 NOISY_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 # Reading a whole collection to save per-object GETs pays off only for small objects.
 NO_LIST_PREFETCH = ("CustomResourceDefinition",)
@@ -34,11 +52,23 @@ def object_ref(obj):
     return "%s %s%s" % (obj.get("kind"), (ns + "/") if ns else "", meta.get("name"))
 
 
+def redact_secret(obj):
+    """A copy of a Secret with its values hidden: results and diffs never carry them."""
+    if not isinstance(obj, dict) or obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1":
+        return obj
+    out = copy.deepcopy(obj)
+    for key in SECRET_VALUE_FIELDS:
+        if isinstance(out.get(key), dict):
+            out[key] = dict((k, REDACTED) for k in out[key])
+    return out
+
+
 def applied_hash(obj):
     """Stable hash of what we apply; stored on the object so a later run can tell that a field
-    was dropped from the desired state (a subset check alone cannot)."""
-    clean = copy.deepcopy(obj)
-    (clean.get("metadata") or {}).get("annotations", {}).pop(HASH_ANNOTATION, None)
+    was dropped from the desired state (a subset check alone cannot). Secret values are left
+    out (only their keys count): a value change still shows up in the subset check."""
+    clean = redact_secret(copy.deepcopy(obj))
+    _pop_hashes((clean.get("metadata") or {}).get("annotations", {}))
     return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:20]
 
 
@@ -83,7 +113,7 @@ def strip_server_fields(obj):
     """The object as users want to see it in results: no managedFields or bookkeeping."""
     if not isinstance(obj, dict):
         return obj
-    out = copy.deepcopy(obj)
+    out = redact_secret(copy.deepcopy(obj))
     meta = out.get("metadata") or {}
     meta.pop("managedFields", None)
     return out
@@ -98,9 +128,9 @@ def _comparable(obj):
 
 
 def _diff_view(obj, template):
-    view = project(obj, template)
+    view = redact_secret(project(obj, template))
     if view is not None:
-        (view.get("metadata") or {}).get("annotations", {}).pop(HASH_ANNOTATION, None)
+        _pop_hashes((view.get("metadata") or {}).get("annotations", {}))
         annotations = (view.get("metadata") or {}).get("annotations")
         if annotations == {}:
             view["metadata"].pop("annotations")
@@ -120,6 +150,12 @@ def validate_manifest(obj, index=0):
         raise InputError("%s (%s) has no metadata.name" % (where, obj.get("kind")))
 
 
+def missing_namespace(exc):
+    """The namespace named by a 404 whose Status says the namespace (not the kind) is missing."""
+    details = (exc.body or {}).get("details") or {}
+    return details.get("name") if details.get("kind") == "namespaces" else None
+
+
 def format_api_error(exc, obj, action):
     """Turn an API error into a message that names the object, the field path and the fix."""
     ref = object_ref(obj)
@@ -131,7 +167,7 @@ def format_api_error(exc, obj, action):
             ref,
             fields,
         )
-    if exc.status in (400, 422) or "failed to create typed patch object" in (body.get("message") or ""):
+    if exc.status in (400, 422) or any(m.decode() in (body.get("message") or "") for m in PERMANENT_500_MARKERS):
         causes = (body.get("details") or {}).get("causes") or []
         if causes:
             lines = ["%s: %s" % (c.get("field") or "(object)", c.get("message") or c.get("reason")) for c in causes]
@@ -145,11 +181,15 @@ def format_api_error(exc, obj, action):
 class ApplyEngine:
     """Applies and deletes lists of objects; one instance per module run."""
 
-    def __init__(self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False, validate_first=True):
+    def __init__(self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False, validate_first=True, read_cache=None):
         self.client = client
+        # Shared by the bundles of one `batch` run: (apiVersion, kind, namespace) -> {name: object},
+        # so N bundles of one kind cost one list instead of N reads.
+        self.read_cache = read_cache
         self.validate_first = validate_first
         self.resolver = ResourceResolver(client)
         self.field_manager = field_manager
+        self.hash_key = hash_annotation(field_manager)
         self.force_conflicts = force_conflicts
         self.check_mode = check_mode
 
@@ -174,7 +214,8 @@ class ApplyEngine:
             raise
 
     def _prefetch(self, planned):
-        """One list request per (kind, namespace) that appears more than once."""
+        """One list request per (kind, namespace) that appears more than once (or at all, when
+        bundles share a read cache)."""
         groups = {}
         for rt, obj in planned:
             if rt.kind in NO_LIST_PREFETCH:
@@ -182,7 +223,12 @@ class ApplyEngine:
             groups.setdefault((rt.api_version, rt.kind, obj["metadata"].get("namespace")), []).append((rt, obj))
         found = {}
         for (api_version, kind, namespace), members in groups.items():
-            if len(members) < 2:
+            if self.read_cache is not None and (api_version, kind, namespace) in self.read_cache:
+                names = self.read_cache[(api_version, kind, namespace)]
+                for _rt, obj in members:
+                    found[(api_version, kind, namespace, obj["metadata"]["name"])] = names.get(obj["metadata"]["name"])
+                continue
+            if len(members) < 2 and self.read_cache is None:
                 continue
             rt = members[0][0]
             try:
@@ -191,7 +237,15 @@ class ApplyEngine:
                 if exc.status == 404:
                     raise self.resolver.not_installed(api_version, kind, "the cluster does not serve %s" % rt.crd_name)
                 raise
-            names = dict((item["metadata"]["name"], item) for item in (listing or {}).get("items") or [])
+            names = {}
+            for item in (listing or {}).get("items") or []:
+                # List items carry no apiVersion/kind; without them no listed object would ever
+                # compare as already applied, and every re-run would send a (no-op) apply.
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                names[item["metadata"]["name"]] = item
+            if self.read_cache is not None:
+                self.read_cache[(api_version, kind, namespace)] = names
             for _rt, obj in members:
                 found[(api_version, kind, namespace, obj["metadata"]["name"])] = names.get(obj["metadata"]["name"])
         return found
@@ -203,7 +257,7 @@ class ApplyEngine:
         for index, obj in enumerate(objects):
             validate_manifest(obj, index)
             obj = copy.deepcopy(obj)
-            obj["metadata"].setdefault("annotations", {})[HASH_ANNOTATION] = applied_hash(obj)
+            obj["metadata"].setdefault("annotations", {})[self.hash_key] = applied_hash(obj)
             desired.append(obj)
         planned = [(self._resolve(obj), obj) for obj in desired]
         prefetched = self._prefetch(planned)
@@ -245,13 +299,22 @@ class ApplyEngine:
                 self.client.apply_patch(path, obj, self.field_manager, force=self.force_conflicts, dry_run=True)
             except ApiError as exc:
                 if exc.status == 404:
-                    raise self.resolver.not_installed(rt.api_version, rt.kind, "the cluster does not serve %s" % rt.crd_name)
+                    raise self._not_found(exc, rt, obj)
                 raise KubeError(
                     format_api_error(exc, obj, "apply") + " (nothing in this bundle was changed)",
                     status=exc.status,
                     reason=exc.reason,
                     causes=exc.details.get("causes"),
                 )
+
+    def _not_found(self, exc, rt, obj):
+        namespace = missing_namespace(exc)
+        if namespace:
+            return KubeError(
+                "%s: namespace %s does not exist; create it first (or put a v1 Namespace before it in the same bundle)" % (object_ref(obj), namespace),
+                status=404,
+            )
+        return self.resolver.not_installed(rt.api_version, rt.kind, "the cluster does not serve %s" % rt.crd_name)
 
     def apply_one(self, rt, obj, existing):
         meta = obj["metadata"]
@@ -262,9 +325,15 @@ class ApplyEngine:
         try:
             applied = self.client.apply_patch(path, obj, self.field_manager, force=self.force_conflicts, dry_run=self.check_mode)
         except ApiError as exc:
+            if exc.status == 404 and self.check_mode and missing_namespace(exc):
+                # Check mode of a play that creates the namespace in an earlier task: the
+                # namespace is not there yet, so the object would simply be created.
+                return dict(base, changed=True, action="created", object=strip_server_fields(obj), warning="namespace %s does not exist yet" % missing_namespace(exc))
             if exc.status == 404:
-                raise self.resolver.not_installed(rt.api_version, rt.kind, "the cluster does not serve %s" % rt.crd_name)
+                raise self._not_found(exc, rt, obj)
             raise KubeError(format_api_error(exc, obj, "apply"), status=exc.status, reason=exc.reason, causes=exc.details.get("causes"))
+        if self.read_cache is not None and not self.check_mode:
+            self.read_cache.setdefault((rt.api_version, rt.kind, meta.get("namespace")), {})[meta["name"]] = applied
         if existing is None:
             changed, action = True, "created"
         elif self.check_mode:
@@ -277,7 +346,7 @@ class ApplyEngine:
 
     def _already_applied(self, obj, existing):
         annotations = (existing.get("metadata") or {}).get("annotations") or {}
-        if annotations.get(HASH_ANNOTATION) != obj["metadata"]["annotations"][HASH_ANNOTATION]:
+        if annotations.get(self.hash_key) != obj["metadata"]["annotations"][self.hash_key]:
             return False
         managers = (existing.get("metadata") or {}).get("managedFields") or []
         if not any(m.get("manager") == self.field_manager and m.get("operation") == "Apply" for m in managers):

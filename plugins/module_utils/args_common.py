@@ -35,6 +35,7 @@ AUTH_ARG_SPEC = {
 APPLY_ARG_SPEC = {
     "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
     "force_conflicts": {"type": "bool", "default": False},
+    "field_manager": {"type": "str", "default": "aiinfra.cluster"},
     "wait": {"type": "bool", "default": True},
     "wait_timeout": {"type": "int", "default": 300},
     "delete_propagation": {"type": "str", "default": "Foreground", "choices": ["Foreground", "Background", "Orphan"]},

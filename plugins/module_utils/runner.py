@@ -8,11 +8,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import copy
 import traceback
 
+from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import ApplyEngine
+from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
 from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import (
     APPLY_ARG_SPEC,
     AUTH_ARG_SPEC,
@@ -23,12 +25,33 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import Kube
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, wait_for
 
+BATCH_CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+
 
 def kube_module(argument_spec, with_apply=True, **kwargs):
-    """An AnsibleModule with the shared auth (and apply/wait) options."""
-    specs = [AUTH_ARG_SPEC, APPLY_ARG_SPEC, argument_spec] if with_apply else [AUTH_ARG_SPEC, argument_spec]
+    """An AnsibleModule with the shared auth (and apply/wait) options.
+
+    Resource modules also get `batch`: a list of option sets, each validated like the module's own
+    options. One run then applies them all over one connection, where a loop would start a new
+    module process (and connection) per item."""
     kwargs.setdefault("supports_check_mode", True)
-    return AnsibleModule(argument_spec=merge_specs(*specs), **kwargs)
+    if not with_apply:
+        return AnsibleModule(argument_spec=merge_specs(AUTH_ARG_SPEC, argument_spec), **kwargs)
+    constraints = dict((k, kwargs.pop(k)) for k in BATCH_CONSTRAINTS if kwargs.get(k))
+    batch_spec = dict({"type": "list", "elements": "dict", "options": copy.deepcopy(argument_spec)}, **constraints)
+    top = argument_spec
+    if "batch" in (basic._load_params() or {}):
+        # The module's own options then come from each element, where required ones are checked.
+        top = dict((name, dict((k, v) for k, v in opt.items() if k != "required")) for name, opt in argument_spec.items())
+    else:
+        kwargs.update(constraints)
+    module = AnsibleModule(argument_spec=merge_specs(AUTH_ARG_SPEC, APPLY_ARG_SPEC, top, {"batch": batch_spec}), **kwargs)
+    module.batch_option_names = tuple(argument_spec)
+    if module.params.get("batch") is not None:
+        beside = sorted(set(basic._load_params() or {}) & set(argument_spec))
+        if beside:
+            module.fail_json(msg="option batch: set %s in each element of batch, not next to it" % ", ".join(beside))
+    return module
 
 
 def client_from_module(module):
@@ -42,7 +65,13 @@ def run_bundle(module, client, objects, waits=None):
     `waits` maps an object's index to a wait spec; by default each kind's DEFAULT_WAITS is used.
     Returns the result dict (changed, resources, diff)."""
     params = module.params
-    engine = ApplyEngine(client, force_conflicts=params.get("force_conflicts", False), check_mode=module.check_mode)
+    engine = ApplyEngine(
+        client,
+        field_manager=params.get("field_manager") or FIELD_MANAGER,
+        force_conflicts=params.get("force_conflicts", False),
+        check_mode=module.check_mode,
+        read_cache=getattr(module, "batch_read_cache", None),
+    )
     want_diff = bool(module._diff)
     if params.get("state", "present") == "absent":
         results, diffs = engine.delete_all(objects, propagation_policy=params.get("delete_propagation", "Foreground"), want_diff=want_diff)
@@ -71,7 +100,10 @@ def execute(module, body):
     client = None
     try:
         client = client_from_module(module)
-        result = body(client)
+        if module.params.get("batch") is None:
+            result = body(client)
+        else:
+            result = _run_batch(module, client, body)
     except KubeError as exc:
         module.fail_json(msg=exc.msg, api_requests=_stats(client), **_details(exc))
     except Exception as exc:  # pylint: disable=broad-except
@@ -83,9 +115,43 @@ def execute(module, body):
     module.exit_json(**result)
 
 
+def _run_batch(module, client, body):
+    """Run `body` once per element of `batch` on the shared client; module.params is updated in
+    place because modules keep a reference to it."""
+    shared = dict((k, v) for k, v in module.params.items() if k not in module.batch_option_names and k != "batch")
+    elements = module.params["batch"]
+    results, diffs = [], []
+    module.batch_read_cache = {}
+    for index, element in enumerate(elements):
+        module.params.clear()
+        module.params.update(shared)
+        module.params.update(element)
+        module.params["batch"] = None
+        try:
+            result = body(client)
+        except KubeError as exc:
+            label = element.get("name") or "#%d" % index
+            done = " (elements before it were applied)" if index else ""
+            exc.msg = "batch[%d] %s: %s%s" % (index, label, exc.msg, done)
+            exc.details["batch"] = results
+            raise
+        diffs.extend(result.pop("diff", None) or [])
+        results.append(result)
+    module.params.clear()
+    module.params.update(shared)
+    module.params["batch"] = elements
+    out = {"changed": any(r.get("changed") for r in results), "batch": results}
+    if module._diff:
+        out["diff"] = diffs
+    return out
+
+
 def _stats(client):
     return dict(client.stats) if client is not None else {}
 
 
 def _details(exc):
-    return dict((k, v) for k, v in exc.details.items() if v is not None and k not in ("msg", "changed", "failed", "api_requests"))
+    keep_none = ("last_status",)  # "no status yet" is itself the news on a timeout
+    return dict(
+        (k, v) for k, v in exc.details.items() if (v is not None or k in keep_none) and k not in ("msg", "changed", "failed", "api_requests")
+    )

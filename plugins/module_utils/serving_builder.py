@@ -32,6 +32,15 @@ TRITON_MODEL_MOUNT = "/models"
 TRITON_OBJECT_SCHEMES = ("s3://", "gs://", "as://")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Kubernetes resource.Quantity syntax; caught here because the API server answers a bad quantity
+# in a built-in kind with a bare 500 "failed to convert" rather than a field error.
+_QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
+
+
+def check_quantity(value, option):
+    if not _QUANTITY.match(str(value)):
+        raise InputError("option %s is %r, not a Kubernetes quantity (for example 500m, 2, 8Gi)" % (option, value))
+    return str(value)
 
 
 def _check_replicas(prefix, min_replicas, max_replicas, allow_zero_min=True):
@@ -83,7 +92,7 @@ def container_resources(resources, gpus, gpu_resource=GPU_RESOURCE, option="reso
     resources = resources or {}
     out = {}
     for part in ("requests", "limits"):
-        values = dict((k, str(v)) for k, v in (resources.get(part) or {}).items())
+        values = dict((k, check_quantity(v, "%s.%s.%s" % (option, part, k))) for k, v in (resources.get(part) or {}).items())
         if values:
             out[part] = values
     if gpus is not None:
@@ -264,12 +273,11 @@ def _parse_repository(uri):
 
 
 def _http_probe(path, initial, period, failure_threshold):
-    return {
-        "httpGet": {"path": path, "port": "http"},
-        "initialDelaySeconds": initial,
-        "periodSeconds": period,
-        "failureThreshold": failure_threshold,
-    }
+    probe = {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failure_threshold}
+    if initial:
+        # The server drops a zero delay; sending one would make every run look like a change.
+        probe["initialDelaySeconds"] = initial
+    return probe
 
 
 def triton_args(params, repository):
@@ -325,7 +333,8 @@ def build_triton_server(params):
             raise InputError("option storage_secret is for object storage; a pvc:// model_repository needs no credentials")
         # Every key of the Secret becomes an environment variable (AWS_ACCESS_KEY_ID, ...).
         container["envFrom"] = [{"secretRef": {"name": params["storage_secret"]}}]
-    volumes = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": params.get("shm_size") or "1Gi"}}]
+    shm = check_quantity(params.get("shm_size") or "1Gi", "shm_size")
+    volumes = [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}}]
     if volume is not None:
         volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": volume["claim"], "readOnly": True}})
         container["volumeMounts"].append({"name": "models", "mountPath": TRITON_MODEL_MOUNT, "readOnly": True})
@@ -381,7 +390,8 @@ def build_triton_hpa(name, namespace, labels, autoscaling):
     if max_r is None:
         raise InputError("option autoscaling.max_replicas is required when autoscaling.enabled is true")
     _check_replicas("autoscaling.", min_r, max_r, allow_zero_min=False)
-    target = autoscaling.get("target_cpu_utilization") or 80
+    target = autoscaling.get("target_cpu_utilization")
+    target = 80 if target is None else target
     if not 1 <= target <= 100:
         raise InputError("option autoscaling.target_cpu_utilization must be between 1 and 100")
     return {

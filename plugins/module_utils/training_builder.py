@@ -98,7 +98,9 @@ def validate(params):
     strategy = params.get("strategy")
     if framework == "tensorflow":
         if strategy == "parameter_server" and backend == "job":
-            raise InputError("option strategy=parameter_server needs backend tfjob or jobset (parameter servers never complete, an Indexed Job would not finish)")
+            raise InputError(
+                "option strategy=parameter_server needs backend tfjob or jobset (parameter servers never complete, an Indexed Job would not finish)"
+            )
         if strategy == "multi_worker_mirrored" and params.get("ps_replicas"):
             raise InputError("option ps_replicas is only used with strategy=parameter_server")
         if strategy == "parameter_server" and not params.get("ps_replicas"):
@@ -404,9 +406,7 @@ def build_trainjob(params):
         spec["runtimePatches"] = [
             {
                 "manager": MANAGER,
-                "trainingRuntimeSpec": {
-                    "template": {"spec": {"replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}]}}
-                },
+                "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}]}}},
             }
         ]
     return [{"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": _meta(params), "spec": spec}]
@@ -418,8 +418,7 @@ def tf_cluster(params, hosts_by_type):
 
 def _tf_config_env(cluster, task_type):
     """TF_CONFIG with the task index filled in by the kubelet from TF_TASK_INDEX (dependent env var)."""
-    template = json.dumps({"cluster": cluster, "task": {"type": task_type, "index": 0}}, sort_keys=True)
-    template = template.replace('"index": 0}', '"index": $(TF_TASK_INDEX)}')
+    template = '{"cluster": %s, "task": {"type": %s, "index": $(TF_TASK_INDEX)}}' % (json.dumps(cluster, sort_keys=True), json.dumps(task_type))
     return [_index_env("TF_TASK_INDEX"), {"name": "TF_CONFIG", "value": template}]
 
 

@@ -150,6 +150,30 @@ def pod_failure_summary(client, namespace, selector, tail_lines=20):
     return None
 
 
+def stuck_pod_summary(client, obj):
+    """For a workload that did not roll out: why its first unready pod is stuck (unschedulable,
+    image pull, crash), which the workload's own Events never say."""
+    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    if not selector or not namespace:
+        return None
+    query = {"labelSelector": ",".join("%s=%s" % kv for kv in sorted(selector.items())), "limit": 50}
+    try:
+        pods = (client.get("/api/v1/namespaces/%s/pods" % path_quote(namespace), query=query) or {}).get("items") or []
+    except ApiError:
+        return None
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond.get("type") in ("PodScheduled", "Ready") and cond.get("status") != "True" and cond.get("message"):
+                return "pod %s %s: %s" % (pod["metadata"]["name"], cond.get("reason") or cond["type"], cond["message"])
+        for cs in status.get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting")
+            if waiting:
+                return "pod %s container %s %s: %s" % (pod["metadata"]["name"], cs.get("name"), waiting.get("reason"), waiting.get("message") or "")
+    return None
+
+
 def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None):
     """Poll until `spec` holds; returns the last object. Raises WaitTimeout / WaitFailed."""
     deadline = time.time() + timeout
@@ -187,6 +211,9 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None):
             ref = "%s %s%s" % (rt.kind, (namespace + "/") if namespace else "", name)
             events = recent_events(client, last) if last else []
             msg = "%s not ready after %ss: %s" % (ref, timeout, why)
+            stuck = stuck_pod_summary(client, last) if last and spec["type"] == "rollout" else None
+            if stuck:
+                msg += "; " + stuck
             if events:
                 msg += "; recent events: " + " | ".join(events)
             raise WaitTimeout(msg, last_status=(last or {}).get("status"), events=events)

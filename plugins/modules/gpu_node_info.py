@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: gpu_node_info
 short_description: GPU inventory of a Kubernetes cluster
 version_added: 0.1.0
-author: aiinfra.cluster contributors
+author: aiinfra.cluster contributors (@aiinfra)
 description:
   - Reports, per node, the C(nvidia.com/gpu) (and MIG C(nvidia.com/mig-*)) capacity, allocatable and
     requested counts, the GPU Feature Discovery product and memory labels, taints and schedulability,

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: inference_service
 short_description: Manage a KServe InferenceService
 version_added: 0.1.0
-author: aiinfra.cluster contributors
+author: aiinfra.cluster contributors (@aiinfra)
 description:
   - Creates, updates or deletes a KServe C(serving.kserve.io/v1beta1) InferenceService with server-side
     apply, and waits for its C(Ready) condition.
@@ -85,7 +85,7 @@ options:
     type: dict
     suboptions:
       requests:
-        description: Resource requests, for example C({cpu: "2", memory: 8Gi}).
+        description: 'Resource requests, for example C({cpu: "2", memory: 8Gi}).'
         type: dict
       limits:
         description: Resource limits.

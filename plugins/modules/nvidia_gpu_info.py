@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: nvidia_gpu_info
 short_description: NVIDIA GPUs, driver, CUDA, MIG and topology of the host it runs on
 version_added: 0.1.0
-author: aiinfra.cluster contributors
+author: aiinfra.cluster contributors (@aiinfra)
 description:
   - Runs on a GPU node (not against the Kubernetes API) and reports the NVIDIA GPUs that
     C(nvidia-smi) sees (index, name, UUID, memory, PCI bus id, MIG and persistence mode, compute
@@ -20,13 +20,13 @@ description:
   - Also lists NVIDIA display and 3D controllers from PCI sysfs, so it tells "no NVIDIA GPU in this
     machine" apart from "GPU present, driver not installed" and "driver installed, not loaded".
   - Never fails because the driver is missing or not loaded; the result says so
-    (O(driver_installed=false) or O(driver_loaded=false) with the reason in RV(message)).
+    (RV(driver_installed=false) or RV(driver_loaded=false) with the reason in RV(message)).
   - Read-only; returns its data as module results (register it), not as C(ansible_facts).
 options:
   nvidia_smi_path:
     description:
-      - Path of the C(nvidia-smi) binary. By default it is searched on E(PATH) and in
-        C(/usr/bin) and C(/usr/local/nvidia/bin).
+      - Path of the C(nvidia-smi) binary. By default it is searched on E(PATH), then in
+        C(/usr/local/nvidia/bin) and C(/run/nvidia/driver/usr/bin) (driver containers).
     type: path
   topology:
     description:
@@ -175,7 +175,8 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.nvidia_smi import 
 )
 
 PROC_VERSION = "/proc/driver/nvidia/version"
-EXTRA_SMI_PATHS = ["/usr/bin", "/usr/local/nvidia/bin", "/run/nvidia/driver/usr/bin"]
+# Where driver containers (GPU Operator) put nvidia-smi; searched after PATH.
+EXTRA_SMI_PATHS = ["/usr/local/nvidia/bin", "/run/nvidia/driver/usr/bin"]
 
 
 def read_text(path):
@@ -198,7 +199,8 @@ def main():
     if smi and not os.access(smi, os.X_OK):
         module.fail_json(msg="option nvidia_smi_path: %s is not an executable file; omit the option to search PATH" % smi)
     if not smi:
-        smi = module.get_bin_path("nvidia-smi", opt_dirs=EXTRA_SMI_PATHS)
+        # get_bin_path searches opt_dirs before PATH; PATH must win, so look there first.
+        smi = module.get_bin_path("nvidia-smi") or module.get_bin_path("nvidia-smi", opt_dirs=EXTRA_SMI_PATHS)
 
     proc_version = parse_proc_version(read_text(PROC_VERSION))
     pci_devices = scan_pci_devices()

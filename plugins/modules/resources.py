@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: resources
 short_description: Apply or delete a bundle of Kubernetes objects with server-side apply
 version_added: 0.1.0
-author: aiinfra.cluster contributors
+author: aiinfra.cluster contributors (@aiinfra)
 description:
   - Applies a list of Kubernetes objects in one module call through the collection's apply engine
     (one server-side apply request per object that changes, none for objects already in the

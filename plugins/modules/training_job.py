@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: training_job
 short_description: Run distributed PyTorch or TensorFlow training on Kubernetes and wait for it
 version_added: 0.1.0
-author: aiinfra.cluster contributors
+author: aiinfra.cluster contributors (@aiinfra)
 description:
   - Builds and applies, in one call, everything a distributed training run needs, then waits for
     it to finish. On failure it fails fast with the failing pod's reason and log tail.
@@ -158,7 +158,8 @@ options:
     type: int
   ttl_seconds_after_finished:
     description:
-      - Delete the finished job (and its pods) after this many seconds. V(0) deletes it at once.
+      - Delete the finished job (and its pods) after this many seconds. V(0) deletes it at once, before the
+        module may have seen the outcome; keep it above a few seconds when O(wait=true).
     type: int
     default: 86400
   priority_class_name:
@@ -385,7 +386,7 @@ ARGUMENT_SPEC = {
     "strategy": {"type": "str", "default": "multi_worker_mirrored", "choices": ["multi_worker_mirrored", "parameter_server"]},
     "image": {"type": "str"},
     "image_pull_policy": {"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
-    "image_pull_secrets": {"type": "list", "elements": "str"},
+    "image_pull_secrets": {"type": "list", "elements": "str", "no_log": False},
     "script": {"type": "str"},
     "command": {"type": "list", "elements": "str"},
     "args": {"type": "list", "elements": "str"},
@@ -427,11 +428,21 @@ ARGUMENT_SPEC = {
     },
     "checkpoint": {
         "type": "dict",
-        "options": dict(VOLUME_OPTIONS, claim_name={"type": "str", "required": True}, mount_path={"type": "str", "default": "/checkpoints"}, read_only={"type": "bool", "default": False}),
+        "options": dict(
+            VOLUME_OPTIONS,
+            claim_name={"type": "str", "required": True},
+            mount_path={"type": "str", "default": "/checkpoints"},
+            read_only={"type": "bool", "default": False},
+        ),
     },
     "log_dir": {
         "type": "dict",
-        "options": dict(VOLUME_OPTIONS, claim_name={"type": "str", "required": True}, mount_path={"type": "str", "default": "/logs"}, read_only={"type": "bool", "default": False}),
+        "options": dict(
+            VOLUME_OPTIONS,
+            claim_name={"type": "str", "required": True},
+            mount_path={"type": "str", "default": "/logs"},
+            read_only={"type": "bool", "default": False},
+        ),
     },
     "runtime": {"type": "str", "default": "torch-distributed"},
 }
@@ -460,11 +471,16 @@ def wait_for_training(module, client, obj):
             msg = "%s %s/%s failed: %s" % (obj["kind"], meta["namespace"], meta["name"], reason)
             if pod:
                 msg += "; pod %s: %s" % (pod["pod"], pod["reason"])
+                if (pod.get("log_tail") or "").strip():
+                    msg += "; log tail:\n" + pod["log_tail"]
             raise WaitFailed(msg, failed_pod=pod, last_status=last.get("status"), events=recent_events(client, last))
         if time.time() >= deadline:
             events = recent_events(client, last)
             msg = "%s %s/%s not finished after %ss (conditions: %s)" % (
-                obj["kind"], meta["namespace"], meta["name"], params["wait_timeout"],
+                obj["kind"],
+                meta["namespace"],
+                meta["name"],
+                params["wait_timeout"],
                 ", ".join("%s=%s" % (c.get("type"), c.get("status")) for c in (last.get("status") or {}).get("conditions") or []) or "none yet",
             )
             if events:
@@ -485,8 +501,16 @@ def main():
             # The bundle's own waits are skipped: the training object is waited for below, with its outcome.
             result = run_bundle(module, client, objects, waits=dict((i, None) for i in range(len(objects))))
         except KubeError as exc:
-            if main_obj["kind"] in ("Job", "JobSet") and exc.details.get("status") == 422 and "immutable" in exc.msg:
-                exc.msg += "; a running or finished job cannot be changed: delete it first (state: absent) or use a new name"
+            if exc.details.get("status") == 422 and "field is immutable" in exc.msg:
+                # The server echoes the whole pod template; name the fields and the way out instead.
+                fields = sorted(set(c.get("field") for c in exc.details.get("causes") or [] if "immutable" in (c.get("message") or "")))
+                exc.msg = "%s %s/%s: %s cannot change once the job exists; delete it first (state: absent) or use a new name" % (
+                    main_obj["kind"],
+                    params["namespace"],
+                    params["name"],
+                    ", ".join(f for f in fields if f) or "its spec",
+                )
+                exc.details["causes"] = [{"field": f, "message": "field is immutable"} for f in fields]
             raise
         if params["state"] == "absent":
             return result
@@ -500,9 +524,9 @@ def main():
                 last, waited = wait_for_training(module, client, main_obj)
             except WaitFailed as exc:
                 pod = exc.details.get("failed_pod")
-                if pod and pod.get("log_tail") is None:
+                if pod and not (pod.get("log_tail") or "").strip():
                     pod["log_tail"] = None
-                    exc.msg += " (log tail unavailable: the node's kubelet did not serve the pod's logs)"
+                    exc.msg += " (log tail unavailable: the node's kubelet served no logs for the pod)"
                 raise
         state, reason = training_outcome(last) if last.get("status") else ("pending", None)
         training.update(state=state, reason=reason, status=last.get("status") or {})

@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 module: triton_server
 short_description: Run NVIDIA Triton Inference Server on Kubernetes without KServe
 version_added: 0.1.0
-author: aiinfra.cluster contributors
+author: aiinfra.cluster contributors (@aiinfra)
 description:
   - Applies a Deployment and a Service for Triton Inference Server (HTTP 8000, gRPC 8001, metrics 8002),
     with an optional HorizontalPodAutoscaler and an optional Prometheus Operator ServiceMonitor or PodMonitor

@@ -116,10 +116,11 @@ def test_missing_crd_is_named_with_its_installer(module_runner, namespace):
     obj = {"apiVersion": "kueue.x-k8s.io/v1beta1", "kind": "ClusterQueue", "metadata": {"name": "q"}, "spec": {}}
     result = module_runner("resources", {"definitions": [obj]})
     assert result.get("failed") and "clusterqueues.kueue.x-k8s.io" in result["msg"], result
-    obj = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "c", "namespace": namespace}, "spec": {}}
+    # A version of a known group that this cluster does not serve: the installer is named.
+    obj = {"apiVersion": "serving.kserve.io/v1alpha9", "kind": "InferenceService", "metadata": {"name": "m", "namespace": namespace}, "spec": {}}
     result = module_runner("resources", {"definitions": [obj]})
-    if result.get("failed"):  # cert-manager may have been installed by a platform run on this cluster
-        assert "cert-manager (role aiinfra.cluster.kserve)" in result["msg"], result
+    assert result.get("failed") and "inferenceservices.serving.kserve.io" in result["msg"], result
+    assert "KServe (role aiinfra.cluster.kserve)" in result["msg"] and result["api_requests"] == {"GET": 1}
 
 
 def test_wait_timeout_reports_last_status_and_events(module_runner, namespace):
@@ -127,6 +128,7 @@ def test_wait_timeout_reports_last_status_and_events(module_runner, namespace):
     assert result.get("failed") and "not ready after 4s" in result["msg"], result
     assert "0/1 replicas updated" in result["msg"] or "replicas" in result["msg"]
     assert "ScalingReplicaSet" in result["msg"], result["msg"]
+    assert "Unschedulable" in result["msg"] and "Insufficient nvidia.com/gpu" in result["msg"], result["msg"]
     assert result["last_status"] is not None
 
 
@@ -237,3 +239,12 @@ def test_secret_values_never_appear_in_results_or_diffs(module_runner, namespace
     changed = module_runner("resources", {"definitions": [secret]}, diff=True)
     changed.pop("invocation")
     assert changed["changed"] and "n3w-value" not in json.dumps(changed)
+
+
+def test_missing_namespace_is_named_not_mistaken_for_a_missing_crd(module_runner, namespace):
+    obj = configmap(namespace + "-absent")
+    result = module_runner("resources", {"definitions": [obj]})
+    assert result.get("failed") and "namespace %s-absent does not exist" % namespace in result["msg"], result
+    # In check mode (a play whose namespace task did not really run) the object would be created.
+    result = module_runner("resources", {"definitions": [obj]}, check_mode=True)
+    assert not result.get("failed") and result["resources"][0]["action"] == "created", result

@@ -1,0 +1,217 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: dcgm_exporter
+short_description: Deploy the NVIDIA DCGM exporter on GPU nodes (clusters without the GPU Operator)
+version_added: 0.1.0
+author: aiinfra.cluster contributors (@aiinfra)
+description:
+  - Applies, in one call, a DaemonSet running the DCGM exporter on GPU nodes only, a Service for
+    its metrics port (9400, C(/metrics)), an optional ConfigMap with the metric list and, when the
+    Prometheus Operator CRDs are installed, a ServiceMonitor. Waits for the DaemonSet to roll out.
+  - The NVIDIA GPU Operator already runs its own exporter (C(nvidia-dcgm-exporter)). When it finds that
+    exporter (its DaemonSet, or a ClusterPolicy with C(dcgmExporter) enabled) the module refuses, so two
+    exporters do not report the same GPUs twice, unless told otherwise with O(on_gpu_operator).
+options:
+  name:
+    description: Name of the DaemonSet, Service and ServiceMonitor.
+    type: str
+    default: dcgm-exporter
+  namespace:
+    description: Namespace to deploy into.
+    type: str
+    default: gpu-monitoring
+  image:
+    description: Exporter image (a mirror for air-gapped clusters).
+    type: str
+    default: nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless
+  image_pull_policy:
+    description: Image pull policy.
+    type: str
+    choices: [Always, IfNotPresent, Never]
+  image_pull_secrets:
+    description: Names of Secrets to pull the image with.
+    type: list
+    elements: str
+  node_selector:
+    description:
+      - Nodes to run on. The default, the GPU Feature Discovery label C(nvidia.com/gpu.present=true),
+        keeps the exporter off CPU-only nodes.
+    type: dict
+  tolerations:
+    description: Pod tolerations; one for the C(nvidia.com/gpu) taint is always added.
+    type: list
+    elements: dict
+  profiling_metrics:
+    description:
+      - Grant the C(SYS_ADMIN) capability that the profiling metrics (C(DCGM_FI_PROF_*), tensor and DRAM
+        activity) need. With V(false) the exporter runs as a non-root user without it.
+    type: bool
+    default: true
+  metrics_csv:
+    description:
+      - A custom metric list (DCGM exporter CSV format), mounted from a ConfigMap. Default is the image's list.
+    type: str
+  resources:
+    description: Container resources (requests/limits).
+    type: dict
+  priority_class_name:
+    description: PriorityClass of the exporter pods (for example V(system-node-critical)).
+    type: str
+  service_monitor:
+    description:
+      - Create a ServiceMonitor. V(auto) creates one when the C(monitoring.coreos.com/v1) API is served.
+    type: str
+    choices: [auto, 'true', 'false']
+    default: auto
+  service_monitor_labels:
+    description: Extra labels on the ServiceMonitor so that Prometheus selects it (for example C(release=kube-prometheus-stack)).
+    type: dict
+  scrape_interval:
+    description: ServiceMonitor scrape interval.
+    type: str
+    default: 15s
+  on_gpu_operator:
+    description:
+      - What to do when the GPU Operator runs (or is configured to run) its own DCGM exporter.
+      - V(fail) refuses with a message naming it; V(skip) changes nothing and reports why (for roles that
+        run on clusters with and without the operator); V(deploy) deploys this exporter anyway.
+    type: str
+    choices: [fail, skip, deploy]
+    default: fail
+extends_documentation_fragment:
+  - aiinfra.cluster.auth
+  - aiinfra.cluster.apply
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: DCGM exporter on every GPU node, scraped by kube-prometheus-stack
+  aiinfra.cluster.dcgm_exporter:
+    namespace: gpu-monitoring
+    service_monitor_labels:
+      release: kube-prometheus-stack
+
+- name: From a local mirror, without profiling metrics
+  aiinfra.cluster.dcgm_exporter:
+    image: registry.local/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless
+    profiling_metrics: false
+"""
+
+RETURN = r"""
+resources:
+  description: One entry per object applied (or deleted), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {apiVersion: apps/v1, kind: DaemonSet, name: dcgm-exporter, namespace: gpu-monitoring, changed: true, action: created}
+skipped_reason:
+  description: Why nothing was deployed (O(on_gpu_operator=skip) and the operator's exporter was found).
+  returned: when skipped
+  type: str
+  sample: DaemonSet gpu-operator/nvidia-dcgm-exporter (the NVIDIA GPU Operator's DCGM exporter)
+service_monitor:
+  description: Whether a ServiceMonitor is part of the bundle.
+  returned: always
+  type: bool
+  sample: true
+api_requests:
+  description: API requests sent, by HTTP verb.
+  returned: always
+  type: dict
+  sample: {GET: 3, PATCH: 2}
+"""
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, InputError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.observability_builder import (
+    DCGM_IMAGE,
+    GPU_OPERATOR_EXPORTER_LABEL,
+    build_dcgm_exporter,
+    gpu_operator_exporter,
+)
+from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
+
+
+def serves(client, api_version, plural):
+    """Whether the cluster serves `plural` in `api_version` (one discovery request)."""
+    try:
+        body = client.get("/apis/%s" % api_version) or {}
+    except ApiError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return any(r.get("name") == plural for r in body.get("resources") or [])
+
+
+def operator_exporter(client):
+    daemonsets = (client.get("/apis/apps/v1/daemonsets", query={"labelSelector": GPU_OPERATOR_EXPORTER_LABEL, "limit": 1}) or {}).get("items")
+    policies = []
+    if not daemonsets and serves(client, "nvidia.com/v1", "clusterpolicies"):
+        policies = (client.get("/apis/nvidia.com/v1/clusterpolicies") or {}).get("items")
+    return gpu_operator_exporter(daemonsets, policies)
+
+
+def main():
+    module = kube_module(
+        {
+            "name": {"type": "str", "default": "dcgm-exporter"},
+            "namespace": {"type": "str", "default": "gpu-monitoring"},
+            "image": {"type": "str", "default": DCGM_IMAGE},
+            "image_pull_policy": {"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
+            "image_pull_secrets": {"type": "list", "elements": "str", "no_log": False},
+            "node_selector": {"type": "dict"},
+            "tolerations": {"type": "list", "elements": "dict"},
+            "profiling_metrics": {"type": "bool", "default": True},
+            "metrics_csv": {"type": "str"},
+            "resources": {"type": "dict"},
+            "priority_class_name": {"type": "str"},
+            "service_monitor": {"type": "str", "default": "auto", "choices": ["auto", "true", "false"]},
+            "service_monitor_labels": {"type": "dict"},
+            "scrape_interval": {"type": "str", "default": "15s"},
+            "on_gpu_operator": {"type": "str", "default": "fail", "choices": ["fail", "skip", "deploy"]},
+        }
+    )
+    params = module.params
+
+    def body(client):
+        build_params = dict(params)
+        monitor = params["service_monitor"]
+        if params["state"] == "absent":
+            # Delete the ServiceMonitor too if the API exists; absent objects are not a change.
+            build_params["service_monitor"] = monitor != "false" and serves(client, "monitoring.coreos.com/v1", "servicemonitors")
+        elif monitor == "auto":
+            build_params["service_monitor"] = serves(client, "monitoring.coreos.com/v1", "servicemonitors")
+        else:
+            build_params["service_monitor"] = monitor == "true"
+        objects = build_dcgm_exporter(build_params)
+        if params["state"] == "present" and params["on_gpu_operator"] != "deploy":
+            found = operator_exporter(client)
+            if found and params["on_gpu_operator"] == "skip":
+                return {"changed": False, "resources": [], "service_monitor": False, "skipped_reason": found}
+            if found:
+                raise InputError(
+                    "the GPU Operator already provides a DCGM exporter: %s. A second exporter on the same GPUs "
+                    "duplicates every metric; use the operator's (dcgmExporter.serviceMonitor.enabled in its values), "
+                    "or set on_gpu_operator: deploy to deploy this one anyway (skip to leave it to the operator)" % found
+                )
+        result = run_bundle(module, client, objects)
+        result["service_monitor"] = bool(build_params["service_monitor"])
+        return result
+
+    execute(module, body)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""training_job against the local control plane: real scheduler, Job controller, EndpointSlice
+controller and the real Kubeflow/JobSet CRD schemas (no operators run: their status is set here)."""
+
+import json
+import re
+import socket
+import threading
+import time
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
+
+INDEX = "batch.kubernetes.io/job-completion-index"
+UNREACHABLE = {"host": "https://127.0.0.1:9", "validate_certs": False}
+
+
+def pods_of(kube, namespace, selector):
+    items = kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": selector})["items"]
+    return sorted(items, key=lambda p: int(p["metadata"]["annotations"].get(INDEX, 0)))
+
+
+def env_values(container):
+    return dict((e["name"], e.get("value")) for e in container.get("env") or [])
+
+
+def kubelet_expand(value, pod, container):
+    """Resolve $(VAR) the way the kubelet does: literal values, and fieldRef annotations."""
+    resolved = {}
+    for env in container.get("env") or []:
+        if "value" in env:
+            resolved[env["name"]] = re.sub(r"\$\((\w+)\)", lambda m: resolved.get(m.group(1), m.group(0)), env["value"])
+        else:
+            path = env["valueFrom"]["fieldRef"]["fieldPath"]
+            where, key = re.match(r"metadata\.(annotations|labels)\['(.+)'\]", path).groups()
+            resolved[env["name"]] = pod["metadata"][where][key]
+    return re.sub(r"\$\((\w+)\)", lambda m: resolved.get(m.group(1), m.group(0)), value), resolved
+
+
+class EndpointSliceWatch:
+    """Records every EndpointSlice version in a namespace (KWOK completes Job pods at once, so the
+    endpoints exist only briefly; a watch sees every version the controller wrote)."""
+
+    def __init__(self, kubeconfig, namespace):
+        self.events = []
+        self.client = KubeClient(config_from_params({"kubeconfig": kubeconfig}))
+        conn = self.client._connect()
+        path = "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices?watch=1&timeoutSeconds=120" % namespace
+        conn.request("GET", self.client.config.base_path + path, headers=self.client._headers(None, False))
+        self.resp = conn.getresponse()
+        self.conn = conn
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for line in iter(self.resp.readline, b""):
+                self.events.append(json.loads(line)["object"])
+        except (OSError, ValueError):
+            pass
+
+    def close(self):
+        # Shut the socket first: the reader thread holds the response's buffer lock in readline().
+        if self.conn.sock is not None:
+            try:
+                self.conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.thread.join(5)
+        self.conn.close()
+
+
+def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespace, kubeconfig):
+    args = {
+        "name": "ddp",
+        "namespace": namespace,
+        "script": "/workspace/train.py",
+        "args": ["--epochs", "1"],
+        "nodes": 2,
+        "gpus_per_node": 8,
+        "gpu_product": "NVIDIA-H100-80GB-HBM3",
+        "memory": "64Gi",
+        "wait_timeout": 90,
+    }
+    check = module_runner("training_job", args, check_mode=True)
+    assert check["changed"] is True, check
+    assert kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"] == []
+    assert kube.get("/api/v1/namespaces/%s/services" % namespace)["items"] == []
+
+    watch = EndpointSliceWatch(kubeconfig, namespace)
+    try:
+        result = module_runner("training_job", args)
+        time.sleep(1)
+    finally:
+        watch.close()
+    assert result.get("failed") is not True, result
+    assert result["changed"] is True
+    training = result["training"]
+    assert training["state"] == "succeeded" and training["rendezvous_endpoint"] == "ddp-0.ddp:29400"
+    assert training["timings"]["start_time"] and training["timings"]["completion_time"]
+
+    job = kube.get("/apis/batch/v1/namespaces/%s/jobs/ddp" % namespace)
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"])
+    assert job["status"]["succeeded"] == 2 and job["spec"]["completionMode"] == "Indexed"
+
+    svc = kube.get("/api/v1/namespaces/%s/services/ddp" % namespace)
+    assert svc["spec"]["clusterIP"] == "None"
+
+    pods = pods_of(kube, namespace, "batch.kubernetes.io/job-name=ddp")
+    assert len(pods) == 2
+    nodes = dict((n["metadata"]["name"], n) for n in kube.get("/api/v1/nodes")["items"])
+    bound = set()
+    for index, pod in enumerate(pods):
+        spec = pod["spec"]
+        # Bound by the real scheduler to a simulated GPU node that had 8 free GPUs.
+        node = nodes[spec["nodeName"]]
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        assert int(node["status"]["allocatable"]["nvidia.com/gpu"]) >= 8
+        bound.add(spec["nodeName"])
+        ctr = spec["containers"][0]
+        assert ctr["resources"]["limits"]["nvidia.com/gpu"] == "8"
+        # Stable DNS: <job>-<index>.<headless service>
+        assert spec["hostname"] == "ddp-%d" % index and spec["subdomain"] == svc["metadata"]["name"]
+        command = " ".join(ctr["command"])
+        expanded, env = kubelet_expand(command, pod, ctr)
+        assert "--node-rank=%d" % index in expanded
+        assert "--nnodes=2" in expanded and "--nproc-per-node=8" in expanded
+        assert "--rdzv-backend=c10d --rdzv-endpoint=ddp-0.ddp:29400" in expanded
+        assert env["NODE_RANK"] == str(index) and env["WORLD_SIZE"] == "16" and env["MASTER_ADDR"] == "ddp-0.ddp"
+        assert any(m["mountPath"] == "/dev/shm" for m in ctr["volumeMounts"])
+    assert len(bound) == 2, "8 GPUs each: the two pods must be on two different 8-GPU nodes"
+
+    # The rendezvous name ddp-0.ddp resolves to the pod the headless Service selects.
+    pod0 = pods[0]
+    assert all(pod0["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())
+    listed = [ep for sl in watch.events if sl["metadata"]["labels"].get("kubernetes.io/service-name") == "ddp" for ep in sl.get("endpoints") or []]
+    assert any(ep.get("hostname") == "ddp-0" and ep["targetRef"]["name"] == pod0["metadata"]["name"] for ep in listed), listed
+
+    again = module_runner("training_job", args)
+    assert again["changed"] is False, again["resources"]
+    assert again["training"]["state"] == "succeeded"
+
+    changed = module_runner("training_job", dict(args, script="/workspace/other.py"))
+    assert changed["failed"] is True
+    assert "spec.template cannot change once the job exists" in changed["msg"] and len(changed["msg"]) < 300, changed["msg"]
+
+
+def test_tensorflow_workers_get_their_own_tf_config(module_runner, kube, namespace):
+    result = module_runner(
+        "training_job",
+        {"name": "tfw", "namespace": namespace, "framework": "tensorflow", "script": "/w/train.py", "nodes": 3, "gpus_per_node": 1, "wait_timeout": 90},
+    )
+    assert result["training"]["state"] == "succeeded", result
+    pods = pods_of(kube, namespace, "batch.kubernetes.io/job-name=tfw")
+    assert len(pods) == 3
+    workers = ["tfw-0.tfw:2222", "tfw-1.tfw:2222", "tfw-2.tfw:2222"]
+    for index, pod in enumerate(pods):
+        ctr = pod["spec"]["containers"][0]
+        raw = env_values(ctr)["TF_CONFIG"]
+        tf_config = json.loads(kubelet_expand(raw, pod, ctr)[0])
+        assert tf_config == {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        # Each worker name is a pod of this job behind the headless service.
+        assert "%s.%s:2222" % (pod["spec"]["hostname"], pod["spec"]["subdomain"]) == workers[index]
+
+
+def test_job_failure_fails_fast_with_pod_reason(module_runner, kube, namespace):
+    out = {}
+    args = {
+        "name": "oom",
+        "namespace": namespace,
+        "script": "/w/train.py",
+        "nodes": 2,
+        "gpus_per_node": 8,
+        "node_selector": {"pool": "none"},
+        "wait_timeout": 120,
+    }
+    runner = threading.Thread(target=lambda: out.setdefault("result", module_runner("training_job", args)))
+    started = time.time()
+    runner.start()
+    pod = None
+    while time.time() - started < 30 and pod is None:
+        pods = pods_of(kube, namespace, "batch.kubernetes.io/job-name=oom")
+        pod = pods[0] if pods else None
+        time.sleep(0.2)
+    assert pod is not None and pod["status"]["phase"] == "Pending"
+    status = {
+        "phase": "Failed",
+        "containerStatuses": [
+            {
+                "name": "pytorch",
+                "image": "x",
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "CUDA out of memory"}},
+            }
+        ],
+    }
+    kube.request(
+        "PATCH",
+        "/api/v1/namespaces/%s/pods/%s/status" % (namespace, pod["metadata"]["name"]),
+        body={"status": status},
+        content_type="application/merge-patch+json",
+    )
+    runner.join(60)
+    result = out["result"]
+    assert result["failed"] is True
+    assert time.time() - started < 60, "must fail fast, not at wait_timeout"
+    assert "BackoffLimitExceeded" in result["msg"] and "CUDA out of memory" in result["msg"], result["msg"]
+    assert result["failed_pod"]["pod"] == pod["metadata"]["name"]
+    assert result["failed_pod"]["log_tail"] is None and "log tail unavailable" in result["msg"]
+
+
+def test_operator_backends_accepted_by_crd_schemas(module_runner, getter, namespace, status_patcher):
+    common = {"namespace": namespace, "script": "/w/train.py", "wait": False, "checkpoint": {"claim_name": "ckpt"}}
+    cases = [
+        ("kubeflow.org/v1", "PyTorchJob", dict(common, name="ptj", backend="pytorchjob", nodes=2, gpus_per_node=8)),
+        ("kubeflow.org/v1", "PyTorchJob", dict(common, name="ptj-elastic", backend="pytorchjob", nodes=4, elastic={"min_nodes": 2})),
+        ("trainer.kubeflow.org/v1alpha1", "TrainJob", dict(common, name="trj", backend="trainjob", nodes=2, gpus_per_node=8)),
+        ("kubeflow.org/v1", "TFJob", dict(common, name="tfj", framework="tensorflow", strategy="parameter_server", backend="tfjob", nodes=2, ps_replicas=1)),
+    ]
+    for api_version, kind, args in cases:
+        result = module_runner("training_job", args)
+        assert result.get("failed") is not True, (kind, result.get("msg"))
+        assert getter(api_version, kind, args["name"], namespace) is not None
+        assert module_runner("training_job", args)["changed"] is False, kind
+
+    # JobSet with parameter servers; the JobSet controller's verdict is set as it would set it.
+    out = {}
+    args = dict(common, name="tfps", framework="tensorflow", strategy="parameter_server", backend="jobset", nodes=2, ps_replicas=2, wait=True, wait_timeout=60)
+    runner = threading.Thread(target=lambda: out.setdefault("result", module_runner("training_job", args)))
+    runner.start()
+    deadline = time.time() + 30
+    while getter("jobset.x-k8s.io/v1alpha2", "JobSet", "tfps", namespace) is None and time.time() < deadline:
+        time.sleep(0.2)
+    jobset = getter("jobset.x-k8s.io/v1alpha2", "JobSet", "tfps", namespace)
+    assert jobset["spec"]["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["chief", "worker"]}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status_patcher(
+        "jobset.x-k8s.io/v1alpha2",
+        "JobSet",
+        "tfps",
+        namespace,
+        {
+            "conditions": [
+                {"type": "Completed", "status": "True", "reason": "AllJobsCompleted", "message": "jobset completed successfully", "lastTransitionTime": now}
+            ]
+        },
+    )
+    runner.join(60)
+    result = out["result"]
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["training"]["state"] == "succeeded" and result["training"]["kind"] == "JobSet"
+
+
+def test_operator_job_failure_is_reported(module_runner, getter, namespace, status_patcher):
+    out = {}
+    args = {"name": "ptj-fail", "namespace": namespace, "backend": "pytorchjob", "script": "/w/train.py", "nodes": 2, "gpus_per_node": 8, "wait_timeout": 60}
+    runner = threading.Thread(target=lambda: out.setdefault("result", module_runner("training_job", args)))
+    started = time.time()
+    runner.start()
+    while getter("kubeflow.org/v1", "PyTorchJob", "ptj-fail", namespace) is None and time.time() - started < 30:
+        time.sleep(0.2)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status_patcher(
+        "kubeflow.org/v1",
+        "PyTorchJob",
+        "ptj-fail",
+        namespace,
+        {
+            "replicaStatuses": {},
+            "conditions": [
+                {"type": "Created", "status": "True", "reason": "PyTorchJobCreated", "message": "created", "lastUpdateTime": now, "lastTransitionTime": now},
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "PyTorchJobFailed",
+                    "message": "Worker 1 exited with code 1",
+                    "lastUpdateTime": now,
+                    "lastTransitionTime": now,
+                },
+            ],
+        },
+    )
+    runner.join(60)
+    result = out["result"]
+    assert result["failed"] is True and time.time() - started < 45
+    assert "PyTorchJobFailed: Worker 1 exited with code 1" in result["msg"], result["msg"]
+
+
+def test_bad_input_fails_before_any_request(module_runner):
+    # An unreachable API server: any request would fail with "cannot reach"; these must fail earlier.
+    cases = [
+        ({"name": "x", "script": "t.py", "framework": "tensorflow", "strategy": "parameter_server", "ps_replicas": 1}, "backend tfjob or jobset"),
+        ({"name": "x", "script": "t.py", "backend": "tfjob"}, "option backend"),
+        ({"name": "x", "script": "t.py", "elastic": {"min_nodes": 5}, "nodes": 2}, "option elastic"),
+        ({"name": "x"}, "script"),
+    ]
+    for args, words in cases:
+        result = module_runner("training_job", dict(args, **UNREACHABLE))
+        assert result["failed"] is True
+        assert words in result["msg"] and "cannot reach" not in result["msg"], result["msg"]

@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+# Copyright (c) 2026 aiinfra.cluster contributors
+# Apache License 2.0 (see LICENSE)
+"""Benchmark: the same ~150-object workload applied by this collection, by one
+kubernetes.core.k8s task per object and by one `kubectl apply --server-side`, each run twice
+(first run, then the re-run that must change nothing); then gpu_node_info over 1000 simulated GPU
+nodes. Request counts come from the API server's own apiserver_request_total counters.
+
+Normally started through tools/benchmark/run.sh, which brings up a private control plane.
+
+    run.py --state-dir DIR [--out docs] [--gpu-nodes 1000] [--skip PHASE ...]
+"""
+
+import argparse
+import copy
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import workload  # noqa: E402  (puts the collection on sys.path)
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError  # noqa: E402
+from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params  # noqa: E402
+from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver  # noqa: E402
+
+# (key, label, generated file, name prefix, runner)
+PHASES = [
+    ("collection", "aiinfra.cluster (batch)", "collection-batch.yml", "bench-a", "ansible"),
+    ("collection_loop", "aiinfra.cluster (loop per item)", "collection-loop.yml", "bench-l", "ansible"),
+    ("kubernetes_core", "kubernetes.core.k8s (task per object)", "k8s.yml", "bench-k", "ansible"),
+    ("kubectl", "kubectl apply --server-side", "workload.yaml", "bench-c", "kubectl"),
+    ("engine", "apply engine alone, no Ansible (reference)", "workload.yaml", "bench-e", "engine"),
+]
+WRITE_VERBS = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
+METRIC = re.compile(r"^apiserver_request_total\{(.*)\} ([0-9.e+]+)$")
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+SERVER_SET = ("resourceVersion", "managedFields")
+# Annotations controllers set on their own shortly after an object is created.
+CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/revision",)
+
+
+def log(msg):
+    print("benchmark: %s" % msg, file=sys.stderr, flush=True)
+
+
+# API server metrics ---------------------------------------------------------------------------
+def scrape(client):
+    text = client.get("/metrics")
+    counters = {}
+    for line in text.splitlines():
+        match = METRIC.match(line)
+        if match:
+            labels = tuple(sorted(LABEL.findall(match.group(1))))
+            counters[labels] = float(match.group(2))
+    return counters
+
+
+def classify(before, after, plurals):
+    """Requests between two scrapes that belong to the workload: its resources (not their status,
+    which controllers write) and discovery/OpenAPI. WATCH and health/metrics probes are left out."""
+    out = {"by_verb": {}, "reads": 0, "writes": 0, "dry_run": 0, "discovery": 0, "errors": 0}
+    for labels, value in after.items():
+        count = int(round(value - before.get(labels, 0)))
+        if count <= 0:
+            continue
+        lab = dict(labels)
+        verb, resource, sub = lab.get("verb"), lab.get("resource", ""), lab.get("subresource", "")
+        if verb == "WATCH" or verb == "WATCHLIST":
+            continue
+        if resource:
+            if resource not in plurals or sub:
+                continue
+        elif not (sub in ("api", "apis") or sub.startswith("openapi") or lab.get("group") or lab.get("version")):
+            continue  # /metrics, /readyz, /healthz, /livez
+        key = verb + (" (dry-run)" if lab.get("dry_run") else "")
+        out["by_verb"][key] = out["by_verb"].get(key, 0) + count
+        if lab.get("code", "200")[0] in "45":
+            out["errors"] += count
+        if not resource:
+            out["discovery"] += count
+        elif lab.get("dry_run"):
+            out["dry_run"] += count
+        elif verb in WRITE_VERBS:
+            out["writes"] += count
+        else:
+            out["reads"] += count
+    out["total"] = sum(out["by_verb"].values())
+    return out
+
+
+def discount_root_ca(client, objects, requests):
+    """kube-controller-manager creates the ConfigMap kube-root-ca.crt in every new namespace; the
+    counters cannot tell its requests from the tool's, so they are taken out here."""
+    found = 0
+    for obj in objects:
+        if obj["kind"] == "Namespace":
+            try:
+                client.get("/api/v1/namespaces/%s/configmaps/kube-root-ca.crt" % obj["metadata"]["name"])
+                found += 1
+            except ApiError:
+                pass
+    found = min(found, requests["by_verb"].get("POST", 0))
+    if found:
+        requests["by_verb"]["POST"] -= found
+        if not requests["by_verb"]["POST"]:
+            del requests["by_verb"]["POST"]
+        requests["writes"] -= found
+        requests["total"] -= found
+    requests["controller_writes_removed"] = found
+
+
+# What the server holds ------------------------------------------------------------------------
+def user_view(obj):
+    """An object without status and bookkeeping the server changes on its own."""
+    obj = copy.deepcopy(obj)
+    obj.pop("status", None)
+    meta = obj.get("metadata", {})
+    for key in SERVER_SET:
+        meta.pop(key, None)
+    for key in CONTROLLER_ANNOTATIONS:
+        (meta.get("annotations") or {}).pop(key, None)
+    if meta.get("annotations") == {}:
+        del meta["annotations"]
+    return obj
+
+
+def changed_paths(before, after, path=""):
+    """Where two object views differ, as dotted paths (for the report)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        out = []
+        for key in sorted(set(before) | set(after)):
+            out += changed_paths(before.get(key), after.get(key), "%s.%s" % (path, key) if path else key)
+        return out
+    return [] if before == after else [path]
+
+
+def snapshot(client, objects):
+    resolver = ResourceResolver(client)
+    views = {}
+    for obj in objects:
+        rt = resolver.resolve(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        try:
+            views[workload._task_name(obj)] = user_view(client.get(rt.item_path(meta["name"], meta.get("namespace"))))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            views[workload._task_name(obj)] = None
+    return views
+
+
+def cleanup(client, created, timeout=180):
+    """Delete the phases' namespaces and cluster-scoped objects and wait until the namespaces are
+    gone (their DaemonSets would otherwise put a pod on each of the 1000 nodes added next)."""
+    resolver = ResourceResolver(client)
+    namespaces = []
+    for objects, prefix in created:
+        for obj in objects:
+            rt = resolver.resolve(obj["apiVersion"], obj["kind"])
+            if rt.namespaced or not obj["metadata"]["name"].startswith(prefix):
+                continue
+            if obj["kind"] == "Namespace":
+                namespaces.append(obj["metadata"]["name"])
+            try:
+                client.delete(rt.item_path(obj["metadata"]["name"]), body={"propagationPolicy": "Background"})
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+    deadline = time.monotonic() + timeout
+    while namespaces and time.monotonic() < deadline:
+        remaining = []
+        for name in namespaces:
+            try:
+                client.get("/api/v1/namespaces/%s" % name)
+                remaining.append(name)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        namespaces = remaining
+        if namespaces:
+            time.sleep(1)
+    if namespaces:
+        log("namespaces still terminating after %ds: %s" % (timeout, ", ".join(namespaces)))
+
+
+# Running the tools ----------------------------------------------------------------------------
+def tool_env(work, kubeconfig):
+    cfg = os.path.join(work, "ansible.cfg")
+    with open(cfg, "w") as handle:
+        # The same settings for every Ansible phase; everything else is Ansible's default.
+        handle.write("[defaults]\ninterpreter_python = %s\nstdout_callback = default\nretry_files_enabled = false\n" % sys.executable)
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANSIBLE_CONFIG": cfg,
+            "ANSIBLE_COLLECTIONS_PATH": workload.COLLECTIONS,
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "K8S_AUTH_KUBECONFIG": kubeconfig,
+            "KUBECONFIG": kubeconfig,
+            "KUBECACHEDIR": os.path.join(work, "kubectl-cache"),
+        }
+    )
+    return env
+
+
+def run_tool(kind, path, env, work):
+    if kind == "ansible":
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local", path]
+    elif kind == "engine":
+        cmd = [sys.executable, os.path.join(HERE, "engine_apply.py"), path]
+    else:
+        cmd = [shutil.which("kubectl", path=env["PATH"]) or "kubectl", "apply", "--server-side", "--field-manager=benchmark", "-f", path]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    elapsed = time.monotonic() - started
+    out = proc.stdout.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (rc=%d):\n%s" % (" ".join(cmd), proc.returncode, out[-4000:]))
+    changed = None
+    if kind == "ansible":
+        match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)", out)
+        changed = int(match.group(2)) if match else None
+    elif kind == "engine":
+        changed = json.loads(out.strip().splitlines()[-1])["changed"]
+    return elapsed, changed
+
+
+def run_phase(client, key, label, fname, prefix, kind, work, env):
+    phase_dir = os.path.join(work, key)
+    objects, kinds = workload.write(phase_dir, prefix)
+    plurals = set(ResourceResolver(client).resolve(o["apiVersion"], o["kind"]).plural for o in objects)
+    result = {"key": key, "label": label, "objects": len(objects), "kinds": kinds}
+    for run in ("first", "rerun"):
+        before = scrape(client)
+        elapsed, changed = run_tool(kind, os.path.join(phase_dir, fname), env, phase_dir)
+        after = scrape(client)
+        requests = classify(before, after, plurals)
+        if run == "first":
+            discount_root_ca(client, objects, requests)
+        views = snapshot(client, objects)
+        entry = {"seconds": round(elapsed, 2), "tasks_changed": changed, "requests": requests}
+        entry["requests_per_object"] = round(float(requests["total"]) / len(objects), 2)
+        entry["writes_per_object"] = round(float(requests["writes"]) / len(objects), 2)
+        if run == "first":
+            entry["missing"] = sorted(name for name, view in views.items() if view is None)
+        else:
+            entry["objects_changed"] = sorted(name for name, view in views.items() if view != first_views.get(name))
+            entry["changed_fields"] = dict((name, changed_paths(first_views.get(name), views[name])) for name in entry["objects_changed"])
+        first_views = views
+        result[run] = entry
+        log(
+            "%-40s %-5s %6.1fs  requests %4d (writes %d, dry-run %d, reads %d, discovery %d)  changed tasks %s"
+            % (label, run, elapsed, requests["total"], requests["writes"], requests["dry_run"], requests["reads"], requests["discovery"], changed)
+        )
+    result["ratio_rerun_first"] = round(result["rerun"]["seconds"] / result["first"]["seconds"], 2)
+    return result, objects
+
+
+def warm_up(work, env):
+    """Apply the workload once, unmeasured, under its own prefix: the API server builds its
+    per-CRD schema and apply machinery on the first write of each kind, and the phase that
+    happened to run first would otherwise pay for every one after it."""
+    phase_dir = os.path.join(work, "warm-up")
+    objects, _kinds = workload.write(phase_dir, "bench-w")
+    elapsed = run_tool("kubectl", os.path.join(phase_dir, "workload.yaml"), env, phase_dir)[0]
+    log("API server warmed up (kubectl apply of the workload, not measured): %.1fs" % elapsed)
+    return objects, "bench-w"
+
+
+def ansible_floor(work, env):
+    """ansible-playbook with one no-op task: what every Ansible phase pays before its first task."""
+    path = os.path.join(work, "noop.yml")
+    with open(path, "w") as handle:
+        handle.write("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: Nothing\n      ansible.builtin.meta: noop\n")
+    seconds = min(run_tool("ansible", path, env, work)[0] for _ in range(2))
+    log("ansible-playbook with one no-op task: %.1fs" % seconds)
+    return round(seconds, 2)
+
+
+# gpu_node_info at scale -----------------------------------------------------------------------
+def grow_nodes(state_dir, gpu_nodes):
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py"), "up", "--state-dir", state_dir, "--gpu-nodes", str(gpu_nodes)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    log("cluster grown to %d GPU nodes in %.1fs" % (gpu_nodes, time.monotonic() - started))
+
+
+def run_module(name, args, env):
+    """One module run the way Ansible starts it (a new Python process), timed from outside."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+        args_file = handle.name
+    menv = dict(env, PYTHONPATH=workload.COLLECTIONS)
+    try:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", workload.MODULES + name, args_file], env=menv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        elapsed = time.monotonic() - started
+    finally:
+        os.unlink(args_file)
+    out = proc.stdout.decode()
+    result = json.loads(out[out.index("{") :])
+    if result.get("failed"):
+        raise RuntimeError("%s failed: %s" % (name, result.get("msg")))
+    return elapsed, result
+
+
+def gpu_node_info_at_scale(client, env, repeats=3):
+    runs = []
+    for _ in range(repeats):
+        before = scrape(client)
+        elapsed, result = run_module("gpu_node_info", {}, env)
+        after = scrape(client)
+        lists = {}
+        for labels, value in after.items():
+            lab = dict(labels)
+            count = int(round(value - before.get(labels, 0)))
+            if count > 0 and lab.get("verb") == "LIST" and lab.get("resource") in ("nodes", "pods"):
+                lists[lab["resource"]] = lists.get(lab["resource"], 0) + count
+        runs.append({"seconds": round(elapsed, 2), "module_requests": result.get("api_requests"), "server_lists": lists, "nodes": result["totals"]["nodes"]})
+    all_nodes = len((client.get("/api/v1/nodes", query={"resourceVersion": "0"}) or {}).get("items") or [])
+    median = statistics.median(r["seconds"] for r in runs)
+    log("gpu_node_info over %d GPU nodes (%d nodes in all): median %.2fs, lists %s" % (runs[0]["nodes"], all_nodes, median, runs[0]["server_lists"]))
+    return {"runs": runs, "median_seconds": round(median, 2), "gpu_nodes": runs[0]["nodes"], "cluster_nodes": all_nodes}
+
+
+# Report -----------------------------------------------------------------------------------------
+def versions(env):
+    def out(cmd):
+        try:
+            return subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False).stdout.decode().strip()
+        except OSError:
+            return "n/a"
+
+    kubectl = shutil.which("kubectl", path=env["PATH"]) or "kubectl"
+    client_version = json.loads(out([kubectl, "version", "--client", "-o", "json"]) or "{}").get("clientVersion", {}).get("gitVersion")
+    galaxy = {}
+    for coll in ("kubernetes/core",):
+        for base in sys.path:
+            manifest = os.path.join(base, "ansible_collections", coll, "MANIFEST.json")
+            if os.path.exists(manifest):
+                with open(manifest) as handle:
+                    galaxy[coll.replace("/", ".")] = json.load(handle)["collection_info"]["version"]
+                break
+    import ansible
+    import kubernetes
+
+    return {
+        "kubectl": client_version,
+        "ansible-core": ansible.__version__,
+        "kubernetes.core": galaxy.get("kubernetes.core"),
+        "kubernetes (python)": kubernetes.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", help="local control plane state dir (to grow it to --gpu-nodes); default: use K8S_AUTH_KUBECONFIG as is")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
+    parser.add_argument("--gpu-nodes", type=int, default=1000)
+    parser.add_argument("--skip", action="append", default=[], choices=[p[0] for p in PHASES] + ["gpu_node_info"])
+    opts = parser.parse_args(argv)
+    kubeconfig = os.environ.get("K8S_AUTH_KUBECONFIG")
+    if not kubeconfig or not os.path.exists(kubeconfig):
+        parser.error("K8S_AUTH_KUBECONFIG must point at the control plane's kubeconfig")
+    client = KubeClient(config_from_params({"kubeconfig": kubeconfig}), timeout=120)
+    work = tempfile.mkdtemp(prefix="aiinfra-bench-")
+    env = tool_env(work, kubeconfig)
+    report = {"started": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()), "versions": versions(env), "phases": []}
+    started = time.monotonic()
+    created = []
+    try:
+        report["ansible_floor_seconds"] = ansible_floor(work, env)
+        created.append(warm_up(work, env))
+        for key, label, fname, prefix, kind in PHASES:
+            if key in opts.skip:
+                continue
+            result, objects = run_phase(client, key, label, fname, prefix, kind, work, env)
+            report["phases"].append(result)
+            created.append((objects, prefix))
+        cleanup(client, created)
+        created = []
+        if "gpu_node_info" not in opts.skip:
+            if opts.state_dir:
+                grow_nodes(opts.state_dir, opts.gpu_nodes)
+            report["gpu_node_info"] = gpu_node_info_at_scale(client, env)
+    finally:
+        if created:
+            cleanup(client, created)
+        shutil.rmtree(work, ignore_errors=True)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    os.makedirs(opts.out, exist_ok=True)
+    with open(os.path.join(HERE, "results.json"), "w") as handle:
+        json.dump(report, handle, indent=1, sort_keys=True)
+    import report as render
+
+    render.write(report, opts.out)
+    log("done in %.0fs; results in %s and %s" % (report["seconds"], os.path.join(HERE, "results.json"), opts.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
