@@ -9,7 +9,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export K8S_AUTH_KUBECONFIG ?= $(CURDIR)/.local-cluster/kubeconfig
 export PATH := $(shell bash tools/gobuild/build.sh --print-only 2>/dev/null):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv collection up down status site test test-unit test-integration test-molecule lint clean
+.PHONY: venv collection up down status site uninstall test test-unit test-integration test-molecule test-distribution test-nodes benchmark clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ status:
 site: up
 	ansible-playbook -i inventories/local site.yml
 
+uninstall: up
+	ansible-playbook -i inventories/local playbooks/uninstall.yml
+
 test-unit: venv collection
 	$(VENV)/bin/pytest -q tests/unit
 
@@ -46,12 +49,29 @@ test-integration: up
 test-molecule: up
 	$(VENV)/bin/molecule test -s local
 
-# Whole suite: unit + integration + molecule on a fresh control plane, always brought down.
+test-distribution: up
+	$(VENV)/bin/pytest -q tests/distribution
+
+# Node roles in a Debian 12 container; Docker from Debian's docker.io, started and stopped here.
+test-nodes: venv collection
+	@set -e; trap 'bash tools/docker_down.sh' EXIT; \
+	bash tools/docker_up.sh; \
+	bash tools/node_image.sh; \
+	export AIINFRA_NVIDIA_CTK_REPO="$$(bash tools/nvidia_ctk_repo.sh)"; \
+	$(VENV)/bin/molecule test -s nodes -p node-debian12
+
+# 149 objects through this collection vs kubernetes.core vs kubectl, and gpu_node_info at 1000 nodes.
+benchmark: venv collection
+	tools/benchmark/run.sh
+
+# Whole suite on a fresh control plane, always brought down: unit, integration and distribution
+# tests (pytest), the site through Molecule (converge, idempotence, verify), then the node roles.
 test: venv collection
 	@set -e; trap '$(CLUSTER) down' EXIT; \
 	$(CLUSTER) up; \
-	$(VENV)/bin/pytest -q tests/unit tests/integration; \
+	$(VENV)/bin/pytest -q tests/unit tests/integration tests/distribution; \
 	$(VENV)/bin/molecule test -s local
+	$(MAKE) test-nodes
 
 clean: down
 	rm -rf $(VENV) .cache

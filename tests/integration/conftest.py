@@ -78,3 +78,54 @@ def status_patcher(kube):
 @pytest.fixture
 def getter(kube):
     return lambda *args: get_object(kube, *args)
+
+
+@pytest.fixture
+def gpu_pool(kube, request):
+    """Dedicated simulated GPU nodes for one test, with a GPU product label of their own, so a test
+    that needs whole free nodes does not depend on what else holds GPUs on the shared cluster.
+    Returns a function: gpu_pool(count, gpus=8) -> (product, [node names])."""
+    created = []
+
+    def make(count, gpus=8):
+        suffix = uuid.uuid4().hex[:6]
+        product = "TEST-POOL-%s" % suffix
+        names = []
+        for index in range(count):
+            name = "pool-%s-%d" % (suffix, index)
+            capacity = {"cpu": "192", "memory": "2Ti", "pods": "110", "nvidia.com/gpu": str(gpus)}
+            labels = {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "type": "kwok",
+                "nvidia.com/gpu.present": "true",
+                "nvidia.com/gpu.product": product,
+                "nvidia.com/gpu.count": str(gpus),
+            }
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": name, "labels": labels, "annotations": {"kwok.x-k8s.io/node": "fake"}},
+                "status": {"capacity": capacity, "allocatable": dict(capacity)},
+            }
+            kube.request("POST", "/api/v1/nodes", body=node)
+            created.append(name)
+            names.append(name)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            ready = [
+                n
+                for n in kube.get("/api/v1/nodes", query={"labelSelector": "nvidia.com/gpu.product=%s" % product})["items"]
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or [])
+            ]
+            if len(ready) == count:
+                return product, names
+            time.sleep(0.3)
+        raise AssertionError("pool nodes %s not Ready after 60s" % names)
+
+    yield make
+    for name in created:
+        try:
+            kube.delete("/api/v1/nodes/%s" % name)
+        except ApiError:
+            pass

@@ -68,35 +68,39 @@ def test_job_completes(module_runner, namespace):
     assert result["resources"][0]["object"]["status"]["succeeded"] == 2
 
 
-def test_scheduler_respects_gpu_capacity_and_taints(module_runner, kube, namespace):
-    node = "gpu-node-0"
+def test_scheduler_respects_gpu_capacity_and_taints(module_runner, kube, namespace, gpu_pool):
+    product, (free_node, tainted_node) = gpu_pool(2)
     taint = [{"key": "maintenance", "value": "true", "effect": "NoSchedule"}]
-    kube.request("PATCH", "/api/v1/nodes/%s" % path_quote(node), body={"spec": {"taints": taint}}, content_type="application/merge-patch+json")
-    try:
-        gpu_nodes = kube.get("/api/v1/nodes", query={"labelSelector": "nvidia.com/gpu.present=true"})["items"]
-        dep = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "full", "namespace": namespace},
-            "spec": {
-                "replicas": len(gpu_nodes),
-                "selector": {"matchLabels": {"app": "full"}},
-                "template": {
-                    "metadata": {"labels": {"app": "full"}},
-                    "spec": {"containers": [{"name": "c", "image": "registry.local/train:1", "resources": {"limits": {"nvidia.com/gpu": "8"}}}]},
+    kube.request("PATCH", "/api/v1/nodes/%s" % path_quote(tainted_node), body={"spec": {"taints": taint}}, content_type="application/merge-patch+json")
+    dep = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "full", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "full"}},
+            "template": {
+                "metadata": {"labels": {"app": "full"}},
+                "spec": {
+                    "nodeSelector": {"nvidia.com/gpu.product": product},
+                    "containers": [{"name": "c", "image": "registry.local/train:1", "resources": {"limits": {"nvidia.com/gpu": "8"}}}],
                 },
             },
-        }
-        module_runner("resources", {"definitions": [dep], "wait": False})
-        wait_until(lambda: len([p for p in pods(kube, namespace, "app=full") if p["spec"].get("nodeName")]) == len(gpu_nodes) - 1)
-        time.sleep(1)
-        placed = pods(kube, namespace, "app=full")
-        bound = [p["spec"]["nodeName"] for p in placed if p["spec"].get("nodeName")]
-        assert node not in bound and len(bound) == len(set(bound)) == len(gpu_nodes) - 1
-        pending = [p for p in placed if not p["spec"].get("nodeName")]
-        assert len(pending) == 1
-        reason = wait_until(lambda: [c for c in pending[0]["status"].get("conditions", []) if c["type"] == "PodScheduled"] or
-                            [c for c in kube.get("/api/v1/namespaces/%s/pods/%s" % (namespace, pending[0]["metadata"]["name"]))["status"].get("conditions", []) if c["type"] == "PodScheduled"])
-        assert "Insufficient nvidia.com/gpu" in reason[0]["message"] and "taint" in reason[0]["message"]
-    finally:
-        kube.request("PATCH", "/api/v1/nodes/%s" % path_quote(node), body={"spec": {"taints": None}}, content_type="application/merge-patch+json")
+        },
+    }
+    module_runner("resources", {"definitions": [dep], "wait": False})
+    wait_until(lambda: len([p for p in pods(kube, namespace, "app=full") if p["spec"].get("nodeName")]) == 1)
+
+    def unschedulable_reason():
+        for pod in pods(kube, namespace, "app=full"):
+            for cond in pod["status"].get("conditions", []):
+                if cond["type"] == "PodScheduled" and cond["status"] == "False" and cond.get("message"):
+                    return cond["message"]
+        return None
+
+    reason = wait_until(unschedulable_reason)
+    placed = pods(kube, namespace, "app=full")
+    # One pod fits on the free 8-GPU node; the other neither fits there (no GPU left) nor on the
+    # tainted node, and the scheduler says both.
+    assert [p["spec"]["nodeName"] for p in placed if p["spec"].get("nodeName")] == [free_node]
+    assert "Insufficient nvidia.com/gpu" in reason and "untolerated taint" in reason, reason

@@ -68,7 +68,8 @@ class EndpointSliceWatch:
         self.conn.close()
 
 
-def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespace, kubeconfig):
+def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespace, kubeconfig, gpu_pool):
+    product, _pool_nodes = gpu_pool(2)  # two whole 8-GPU nodes, whatever else holds GPUs
     args = {
         "name": "ddp",
         "namespace": namespace,
@@ -76,7 +77,7 @@ def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespac
         "args": ["--epochs", "1"],
         "nodes": 2,
         "gpus_per_node": 8,
-        "gpu_product": "NVIDIA-H100-80GB-HBM3",
+        "gpu_product": product,
         "memory": "64Gi",
         "wait_timeout": 90,
     }
@@ -112,7 +113,7 @@ def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespac
         spec = pod["spec"]
         # Bound by the real scheduler to a simulated GPU node that had 8 free GPUs.
         node = nodes[spec["nodeName"]]
-        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+        assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == product
         assert int(node["status"]["allocatable"]["nvidia.com/gpu"]) >= 8
         bound.add(spec["nodeName"])
         ctr = spec["containers"][0]
