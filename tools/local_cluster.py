@@ -136,7 +136,7 @@ class LocalCluster:
         if not state or not all(self.pid_alive(p) for p in state["processes"]):
             return False
         try:
-            status, _ = Api(state["ports"]["apiserver"], self.pki).request("GET", "/readyz")
+            status = Api(state["ports"]["apiserver"], self.pki).request("GET", "/readyz")[0]
         except (OSError, ssl.SSLError):
             return False
         return status == 200
@@ -152,13 +152,19 @@ class LocalCluster:
 
     def make_pki(self):
         os.makedirs(self.pki, exist_ok=True)
-        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+
+        def p(name):
+            return os.path.join(self.pki, name)
+
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         run(["openssl", "req", "-x509", *ec, "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "3650", "-subj", "/CN=aiinfra-local-ca"])
 
         def leaf(name, subj, ext=None):
             run(["openssl", "req", *ec, "-keyout", p(name + ".key"), "-out", p(name + ".csr"), "-subj", subj])
-            cmd = ["openssl", "x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p(name + ".crt"), "-days", "3650"]
+            cmd = [
+                "openssl", "x509", "-req", "-in", p(name + ".csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial",
+                "-out", p(name + ".crt"), "-days", "3650",
+            ]
             if ext:
                 with open(p(name + ".ext"), "w") as handle:
                     handle.write(ext)
@@ -271,8 +277,9 @@ class LocalCluster:
                 continue
             api.ok("POST", "/api/v1/nodes", self.node_manifest(name, gpus, opts.gpu_product, opts.taint_gpu_nodes))
             created += 1
-        log("%d nodes (%d created): %d GPU nodes x %d %s, %d CPU-only" % (len(wanted), created, opts.gpu_nodes, opts.gpus_per_node, opts.gpu_product, opts.cpu_nodes))
-        return [name for name, _ in wanted]
+        log("%d nodes (%d created): %d GPU nodes x %d %s, %d CPU-only"
+            % (len(wanted), created, opts.gpu_nodes, opts.gpus_per_node, opts.gpu_product, opts.cpu_nodes))
+        return [item[0] for item in wanted]
 
     def install_crds(self, api, crds_dir):
         import yaml  # only needed here; the launcher runs from the project venv
@@ -334,7 +341,8 @@ class LocalCluster:
                 self.install_crds(api, opts.crds_dir)
             self.wait_until("nodes Ready", lambda: self._nodes_ready(api, nodes), 120, self._kwok, "kwok")
             self.wait_until(
-                "default ServiceAccount", lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, 60, name="kube-controller-manager"
+                "default ServiceAccount", lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, 60,
+                name="kube-controller-manager",
             )
         except Exception:
             log("start-up failed; stopping what was started")
@@ -344,8 +352,12 @@ class LocalCluster:
         return state
 
     def _start_all(self, state, bin_dir, ports):
-        b = lambda name: os.path.join(bin_dir, name)  # noqa: E731
-        p = lambda name: os.path.join(self.pki, name)  # noqa: E731
+        def b(name):
+            return os.path.join(bin_dir, name)
+
+        def p(name):
+            return os.path.join(self.pki, name)
+
         etcd_url = "http://127.0.0.1:%d" % ports["etcd"]
         proc = self.start(
             state,
@@ -392,7 +404,10 @@ class LocalCluster:
         api = Api(ports["apiserver"], self.pki)
         self.wait_until("kube-apiserver /readyz", lambda: api.request("GET", "/readyz")[0] == 200, 120, proc, "kube-apiserver")
         self.write_kubeconfig(ports["apiserver"])
-        common = ["--kubeconfig=" + self.kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1", "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics"]
+        common = [
+            "--kubeconfig=" + self.kubeconfig, "--leader-elect=false", "--bind-address=127.0.0.1",
+            "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+        ]
         self.start(
             state,
             "kube-controller-manager",
@@ -456,6 +471,9 @@ class LocalCluster:
                 time.sleep(0.1)
             if self.pid_alive(proc):
                 os.kill(proc["pid"], signal.SIGKILL)
+                kill_deadline = time.time() + 5
+                while self.pid_alive(proc) and time.time() < kill_deadline:
+                    time.sleep(0.05)
         if keep_logs:
             os.unlink(self.state_file)
             shutil.rmtree(os.path.join(self.state_dir, "etcd"), ignore_errors=True)

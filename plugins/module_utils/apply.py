@@ -39,6 +39,8 @@ def hash_annotation(field_manager):
 def _pop_hashes(annotations):
     for key in [k for k in annotations if k == HASH_ANNOTATION or k.endswith("." + HASH_ANNOTATION)]:
         annotations.pop(key)
+
+
 SECRET_VALUE_FIELDS = ("data", "stringData")
 REDACTED = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
 NOISY_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -328,7 +330,8 @@ class ApplyEngine:
             if exc.status == 404 and self.check_mode and missing_namespace(exc):
                 # Check mode of a play that creates the namespace in an earlier task: the
                 # namespace is not there yet, so the object would simply be created.
-                return dict(base, changed=True, action="created", object=strip_server_fields(obj), warning="namespace %s does not exist yet" % missing_namespace(exc))
+                return dict(base, changed=True, action="created", object=strip_server_fields(obj),
+                            warning="namespace %s does not exist yet" % missing_namespace(exc))
             if exc.status == 404:
                 raise self._not_found(exc, rt, obj)
             raise KubeError(format_api_error(exc, obj, "apply"), status=exc.status, reason=exc.reason, causes=exc.details.get("causes"))

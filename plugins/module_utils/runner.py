@@ -38,7 +38,7 @@ def kube_module(argument_spec, with_apply=True, **kwargs):
     if not with_apply:
         return AnsibleModule(argument_spec=merge_specs(AUTH_ARG_SPEC, argument_spec), **kwargs)
     constraints = dict((k, kwargs.pop(k)) for k in BATCH_CONSTRAINTS if kwargs.get(k))
-    batch_spec = dict({"type": "list", "elements": "dict", "options": copy.deepcopy(argument_spec)}, **constraints)
+    batch_spec = dict({"type": "list", "elements": "dict", "options": copy.deepcopy(argument_spec)}, **_element_constraints(constraints, argument_spec))
     top = argument_spec
     if "batch" in (basic._load_params() or {}):
         # The module's own options then come from each element, where required ones are checked.
@@ -52,6 +52,17 @@ def kube_module(argument_spec, with_apply=True, **kwargs):
         if beside:
             module.fail_json(msg="option batch: set %s in each element of batch, not next to it" % ", ".join(beside))
     return module
+
+
+def _element_constraints(constraints, argument_spec):
+    """The constraints for each element of `batch`: a required_if keyed on a shared option (state)
+    can never apply to an element, which does not hold that option, so it is left out there."""
+    out = dict(constraints)
+    if "required_if" in out:
+        out["required_if"] = [rule for rule in out["required_if"] if rule[0] in argument_spec]
+        if not out["required_if"]:
+            del out["required_if"]
+    return out
 
 
 def client_from_module(module):

@@ -22,99 +22,102 @@ description:
   - Remote credentials come only from a Secret (O(credentials_secret)); credentials in O(repo_url) or
     O(remote_config) are refused.
 options:
-  name:
-    description: Name of this data version (prefix of the Job name, label C(aiinfra.cluster/data-version)).
-    type: str
-    required: true
-  namespace:
-    description: Namespace.
-    type: str
-    default: default
-  repo_url:
-    description:
-      - Git repository of the DVC project, for example V(https://github.com/org/data-registry).
-      - Required with O(state=present).
-    type: str
-  revision:
-    description: Git tag or commit to pull. Required with O(state=present).
-    type: str
-  path:
-    description: DVC-tracked file or directory in the repository. Required with O(state=present).
-    type: str
-  remote:
-    description: DVC remote to pull from (the project's default when unset).
-    type: str
-  remote_config:
-    description:
-      - Non-secret remote settings passed as C(--remote-config), for example C(endpointurl=http://minio:9000).
-    type: dict
-  credentials_secret:
-    description:
-      - Secret whose keys become environment variables of the Job, for example C(AWS_ACCESS_KEY_ID) and
-        C(AWS_SECRET_ACCESS_KEY) for S3, C(GOOGLE_APPLICATION_CREDENTIALS) for GCS.
-    type: str
-  pvc:
-    description: The claim the data lands in. Required with O(state=present).
-    type: dict
-    suboptions:
-      name:
-        description: Claim name.
-        type: str
-        required: true
-      sub_path:
-        description: Directory inside the claim (default O(name)).
-        type: str
-      size:
-        description: When set, the module creates the claim with this size.
-        type: str
-      storage_class:
-        description: Storage class of a claim the module creates.
-        type: str
-      access_modes:
-        description: Access modes of a claim the module creates.
-        type: list
-        elements: str
-        default: [ReadWriteOnce]
-  image:
-    description: Image the Job runs; needs Python and C(pip) unless O(install_dvc=false).
-    type: str
-    default: python:3.12-slim
-  dvc_version:
-    description: DVC version installed in the Job.
-    type: str
-    default: 3.67.1
-  dvc_extras:
-    description: DVC extras for the remote type (V(s3), V(gs), V(azure), V(ssh), ...).
-    type: list
-    elements: str
-    default: [s3]
-  install_dvc:
-    description: Install DVC with pip at start; set V(false) for an image that already has it (air-gapped clusters).
-    type: bool
-    default: true
-  pip_index_url:
-    description: Package index mirror for the DVC install.
-    type: str
-  backoff_limit:
-    description: Retries before the Job fails.
-    type: int
-    default: 2
-  active_deadline_seconds:
-    description: Fail the Job when it runs longer than this.
-    type: int
-  resources:
-    description: C(requests)/C(limits) of the container.
-    type: dict
-  node_selector:
-    description: Node labels for the Job's pod.
-    type: dict
-  tolerations:
-    description: Tolerations for the Job's pod.
-    type: list
-    elements: dict
-  service_account:
-    description: Service account of the Job's pod (for workload identity to the remote).
-    type: str
+  <<: &module_options
+    name:
+      description: Name of this data version (prefix of the Job name, label C(aiinfra.cluster/data-version)).
+      type: str
+      required: true
+    namespace:
+      description: Namespace.
+      type: str
+      default: default
+    repo_url:
+      description:
+        - Git repository of the DVC project, for example V(https://github.com/org/data-registry).
+        - Required with O(state=present).
+      type: str
+    revision:
+      description: Git tag or commit to pull. Required with O(state=present).
+      type: str
+    path:
+      description: DVC-tracked file or directory in the repository. Required with O(state=present).
+      type: str
+    remote:
+      description: DVC remote to pull from (the project's default when unset).
+      type: str
+    remote_config:
+      description:
+        - Non-secret remote settings passed as C(--remote-config), for example C(endpointurl=http://minio:9000).
+      type: dict
+    credentials_secret:
+      description:
+        - Secret whose keys become environment variables of the Job, for example C(AWS_ACCESS_KEY_ID) and
+          C(AWS_SECRET_ACCESS_KEY) for S3, C(GOOGLE_APPLICATION_CREDENTIALS) for GCS.
+      type: str
+    pvc:
+      description: The claim the data lands in. Required with O(state=present).
+      type: dict
+      suboptions:
+        name:
+          description: Claim name.
+          type: str
+          required: true
+        sub_path:
+          description: Directory inside the claim (default O(name)).
+          type: str
+        size:
+          description: When set, the module creates the claim with this size.
+          type: str
+        storage_class:
+          description: Storage class of a claim the module creates.
+          type: str
+        access_modes:
+          description: Access modes of a claim the module creates.
+          type: list
+          elements: str
+          default: [ReadWriteOnce]
+    image:
+      description: Image the Job runs; needs Python and C(pip) unless O(install_dvc=false).
+      type: str
+      default: python:3.12-slim
+    dvc_version:
+      description: DVC version installed in the Job.
+      type: str
+      default: 3.67.1
+    dvc_extras:
+      description: DVC extras for the remote type (V(s3), V(gs), V(azure), V(ssh), ...).
+      type: list
+      elements: str
+      default: [s3]
+    install_dvc:
+      description: Install DVC with pip at start; set V(false) for an image that already has it (air-gapped clusters).
+      type: bool
+      default: true
+    pip_index_url:
+      description: Package index mirror for the DVC install.
+      type: str
+    backoff_limit:
+      description: Retries before the Job fails.
+      type: int
+      default: 2
+    active_deadline_seconds:
+      description: Fail the Job when it runs longer than this.
+      type: int
+    resources:
+      description: C(requests)/C(limits) of the container.
+      type: dict
+    node_selector:
+      description: Node labels for the Job's pod.
+      type: dict
+    tolerations:
+      description: Tolerations for the Job's pod.
+      type: list
+      elements: dict
+    service_account:
+      description: Service account of the Job's pod (for workload identity to the remote).
+      type: str
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -147,6 +150,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 job_name:
   description: Name of the Job for this revision.
   returned: state=present

@@ -20,72 +20,75 @@ description:
     exporter (its DaemonSet, or a ClusterPolicy with C(dcgmExporter) enabled) the module refuses, so two
     exporters do not report the same GPUs twice, unless told otherwise with O(on_gpu_operator).
 options:
-  name:
-    description: Name of the DaemonSet, Service and ServiceMonitor.
-    type: str
-    default: dcgm-exporter
-  namespace:
-    description: Namespace to deploy into.
-    type: str
-    default: gpu-monitoring
-  image:
-    description: Exporter image (a mirror for air-gapped clusters).
-    type: str
-    default: nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless
-  image_pull_policy:
-    description: Image pull policy.
-    type: str
-    choices: [Always, IfNotPresent, Never]
-  image_pull_secrets:
-    description: Names of Secrets to pull the image with.
-    type: list
-    elements: str
-  node_selector:
-    description:
-      - Nodes to run on. The default, the GPU Feature Discovery label C(nvidia.com/gpu.present=true),
-        keeps the exporter off CPU-only nodes.
-    type: dict
-  tolerations:
-    description: Pod tolerations; one for the C(nvidia.com/gpu) taint is always added.
-    type: list
-    elements: dict
-  profiling_metrics:
-    description:
-      - Grant the C(SYS_ADMIN) capability that the profiling metrics (C(DCGM_FI_PROF_*), tensor and DRAM
-        activity) need. With V(false) the exporter runs as a non-root user without it.
-    type: bool
-    default: true
-  metrics_csv:
-    description:
-      - A custom metric list (DCGM exporter CSV format), mounted from a ConfigMap. Default is the image's list.
-    type: str
-  resources:
-    description: Container resources (requests/limits).
-    type: dict
-  priority_class_name:
-    description: PriorityClass of the exporter pods (for example V(system-node-critical)).
-    type: str
-  service_monitor:
-    description:
-      - Create a ServiceMonitor. V(auto) creates one when the C(monitoring.coreos.com/v1) API is served.
-    type: str
-    choices: [auto, 'true', 'false']
-    default: auto
-  service_monitor_labels:
-    description: Extra labels on the ServiceMonitor so that Prometheus selects it (for example C(release=kube-prometheus-stack)).
-    type: dict
-  scrape_interval:
-    description: ServiceMonitor scrape interval.
-    type: str
-    default: 15s
-  on_gpu_operator:
-    description:
-      - What to do when the GPU Operator runs (or is configured to run) its own DCGM exporter.
-      - V(fail) refuses with a message naming it; V(skip) changes nothing and reports why (for roles that
-        run on clusters with and without the operator); V(deploy) deploys this exporter anyway.
-    type: str
-    choices: [fail, skip, deploy]
-    default: fail
+  <<: &module_options
+    name:
+      description: Name of the DaemonSet, Service and ServiceMonitor.
+      type: str
+      default: dcgm-exporter
+    namespace:
+      description: Namespace to deploy into.
+      type: str
+      default: gpu-monitoring
+    image:
+      description: Exporter image (a mirror for air-gapped clusters).
+      type: str
+      default: nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless
+    image_pull_policy:
+      description: Image pull policy.
+      type: str
+      choices: [Always, IfNotPresent, Never]
+    image_pull_secrets:
+      description: Names of Secrets to pull the image with.
+      type: list
+      elements: str
+    node_selector:
+      description:
+        - Nodes to run on. The default, the GPU Feature Discovery label C(nvidia.com/gpu.present=true),
+          keeps the exporter off CPU-only nodes.
+      type: dict
+    tolerations:
+      description: Pod tolerations; one for the C(nvidia.com/gpu) taint is always added.
+      type: list
+      elements: dict
+    profiling_metrics:
+      description:
+        - Grant the C(SYS_ADMIN) capability that the profiling metrics (C(DCGM_FI_PROF_*), tensor and DRAM
+          activity) need. With V(false) the exporter runs as a non-root user without it.
+      type: bool
+      default: true
+    metrics_csv:
+      description:
+        - A custom metric list (DCGM exporter CSV format), mounted from a ConfigMap. Default is the image's list.
+      type: str
+    resources:
+      description: Container resources (requests/limits).
+      type: dict
+    priority_class_name:
+      description: PriorityClass of the exporter pods (for example V(system-node-critical)).
+      type: str
+    service_monitor:
+      description:
+        - Create a ServiceMonitor. V(auto) creates one when the C(monitoring.coreos.com/v1) API is served.
+      type: str
+      choices: [auto, 'true', 'false']
+      default: auto
+    service_monitor_labels:
+      description: Extra labels on the ServiceMonitor so that Prometheus selects it (for example C(release=kube-prometheus-stack)).
+      type: dict
+    scrape_interval:
+      description: ServiceMonitor scrape interval.
+      type: str
+      default: 15s
+    on_gpu_operator:
+      description:
+        - What to do when the GPU Operator runs (or is configured to run) its own DCGM exporter.
+        - V(fail) refuses with a message naming it; V(skip) changes nothing and reports why (for roles that
+          run on clusters with and without the operator); V(deploy) deploys this exporter anyway.
+      type: str
+      choices: [fail, skip, deploy]
+      default: fail
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -110,6 +113,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 resources:
   description: One entry per object applied (or deleted), in order.
   returned: always

@@ -20,145 +20,148 @@ description:
   - Waits for the runtime (master and workers C(Ready)) and for the Dataset's C(status.phase) to be C(Bound);
     returns the name of the PersistentVolumeClaim Fluid creates for the Dataset.
 options:
-  name:
-    description: Name of the Dataset, its runtime and its PVC.
-    type: str
-    required: true
-  namespace:
-    description: Namespace.
-    type: str
-    default: default
-  runtime:
-    description: Cache runtime.
-    type: str
-    default: alluxio
-    choices: [alluxio, juicefs]
-  mounts:
-    description: What the Dataset mounts. Required with O(state=present).
-    type: list
-    elements: dict
-    suboptions:
-      mount_point:
-        description: Source, for example V(s3://bucket/path/), V(oss://bucket/), V(juicefs:///subdir).
-        type: str
-        required: true
-      name:
-        description: Name of the mount (its directory in the Dataset).
-        type: str
-      path:
-        description: Path of the mount inside the Dataset.
-        type: str
-      read_only:
-        description: Mount read-only.
-        type: bool
-      shared:
-        description: Share this mount across the Dataset's users.
-        type: bool
-      options:
-        description:
-          - Non-secret mount options, for example C(alluxio.underfs.s3.endpoint). Credential-like keys are refused.
-        type: dict
-      encrypt_options:
-        description:
-          - Options read from a Secret. Defaults to every key of O(credentials) when the module creates the Secret.
-        type: list
-        elements: dict
-        suboptions:
-          name:
-            description: Option name, for example V(aws.secretKey) or V(metaurl).
-            type: str
-            required: true
-          secret:
-            description: Secret name; defaults to O(secret_name) or the Secret created from O(credentials).
-            type: str
-          key:
-            description: Key in the Secret; defaults to O(mounts[].encrypt_options[].name).
-            type: str
-  credentials:
-    description:
-      - Secret values (option name -> value) for the mounts; the module stores them in the Secret O(secret_name)
-        (default C(<name>-fluid-credentials)) and references them through C(encryptOptions).
-    type: dict
-  secret_name:
-    description: Existing Secret to reference (or the name of the Secret made from O(credentials)).
-    type: str
-  replicas:
-    description: Cache workers.
-    type: int
-    default: 1
-  tiered_store:
-    description: Cache tiers. Default one MEM level at C(/dev/shm), quota 2Gi.
-    type: list
-    elements: dict
-    suboptions:
-      medium:
-        description: Medium type.
-        type: str
-        default: MEM
-        choices: [MEM, SSD, HDD]
-      path:
-        description: Cache directory on the node.
-        type: str
-        required: true
-      quota:
-        description: Size of the level, for example V(100Gi).
-        type: str
-        required: true
-      high:
-        description: High watermark ratio.
-        type: str
-      low:
-        description: Low watermark ratio.
-        type: str
-      volume_type:
-        description: How the level is provided.
-        type: str
-        choices: [hostPath, emptyDir]
-  properties:
-    description: Alluxio properties (runtime=alluxio only).
-    type: dict
-  runtime_image:
-    description: Alluxio image as C(<image>:<tag>) for a mirror; Fluid's release default when unset.
-    type: str
-  node_selector:
-    description: Node labels the cache must run on (becomes the Dataset's required node affinity).
-    type: dict
-  tolerations:
-    description: Tolerations for the cache pods.
-    type: list
-    elements: dict
-  access_modes:
-    description: Access modes of the Dataset's volume.
-    type: list
-    elements: str
-    choices: [ReadOnlyMany, ReadWriteMany, ReadWriteOnce, ReadOnlyOnce]
-  placement:
-    description: Whether the Dataset's cache nodes are exclusive.
-    type: str
-    choices: [Exclusive, Shared]
-  labels:
-    description: Extra labels on the Dataset.
-    type: dict
-  dataload:
-    description: A DataLoad C(<name>-warmup) that fills the cache.
-    type: dict
-    suboptions:
-      enabled:
-        description: Create the DataLoad.
-        type: bool
-        default: false
-      paths:
-        description: Paths to load (all when unset).
-        type: list
-        elements: str
-      load_metadata:
-        description: Sync metadata before loading.
-        type: bool
-        default: true
-      wait:
-        description: Also wait for the DataLoad's C(status.phase) to be C(Complete).
-        type: bool
-        default: false
+  <<: &module_options
+    name:
+      description: Name of the Dataset, its runtime and its PVC.
+      type: str
+      required: true
+    namespace:
+      description: Namespace.
+      type: str
+      default: default
+    runtime:
+      description: Cache runtime.
+      type: str
+      default: alluxio
+      choices: [alluxio, juicefs]
+    mounts:
+      description: What the Dataset mounts. Required with O(state=present).
+      type: list
+      elements: dict
+      suboptions:
+        mount_point:
+          description: Source, for example V(s3://bucket/path/), V(oss://bucket/), V(juicefs:///subdir).
+          type: str
+          required: true
+        name:
+          description: Name of the mount (its directory in the Dataset).
+          type: str
+        path:
+          description: Path of the mount inside the Dataset.
+          type: str
+        read_only:
+          description: Mount read-only.
+          type: bool
+        shared:
+          description: Share this mount across the Dataset's users.
+          type: bool
+        options:
+          description:
+            - Non-secret mount options, for example C(alluxio.underfs.s3.endpoint). Credential-like keys are refused.
+          type: dict
+        encrypt_options:
+          description:
+            - Options read from a Secret. Defaults to every key of O(credentials) when the module creates the Secret.
+          type: list
+          elements: dict
+          suboptions:
+            name:
+              description: Option name, for example V(aws.secretKey) or V(metaurl).
+              type: str
+              required: true
+            secret:
+              description: Secret name; defaults to O(secret_name) or the Secret created from O(credentials).
+              type: str
+            key:
+              description: Key in the Secret; defaults to O(mounts[].encrypt_options[].name).
+              type: str
+    credentials:
+      description:
+        - Secret values (option name -> value) for the mounts; the module stores them in the Secret O(secret_name)
+          (default C(<name>-fluid-credentials)) and references them through C(encryptOptions).
+      type: dict
+    secret_name:
+      description: Existing Secret to reference (or the name of the Secret made from O(credentials)).
+      type: str
+    replicas:
+      description: Cache workers.
+      type: int
+      default: 1
+    tiered_store:
+      description: Cache tiers. Default one MEM level at C(/dev/shm), quota 2Gi.
+      type: list
+      elements: dict
+      suboptions:
+        medium:
+          description: Medium type.
+          type: str
+          default: MEM
+          choices: [MEM, SSD, HDD]
+        path:
+          description: Cache directory on the node.
+          type: str
+          required: true
+        quota:
+          description: Size of the level, for example V(100Gi).
+          type: str
+          required: true
+        high:
+          description: High watermark ratio.
+          type: str
+        low:
+          description: Low watermark ratio.
+          type: str
+        volume_type:
+          description: How the level is provided.
+          type: str
+          choices: [hostPath, emptyDir]
+    properties:
+      description: Alluxio properties (runtime=alluxio only).
+      type: dict
+    runtime_image:
+      description: Alluxio image as C(<image>:<tag>) for a mirror; Fluid's release default when unset.
+      type: str
+    node_selector:
+      description: Node labels the cache must run on (becomes the Dataset's required node affinity).
+      type: dict
+    tolerations:
+      description: Tolerations for the cache pods.
+      type: list
+      elements: dict
+    access_modes:
+      description: Access modes of the Dataset's volume.
+      type: list
+      elements: str
+      choices: [ReadOnlyMany, ReadWriteMany, ReadWriteOnce, ReadOnlyOnce]
+    placement:
+      description: Whether the Dataset's cache nodes are exclusive.
+      type: str
+      choices: [Exclusive, Shared]
+    labels:
+      description: Extra labels on the Dataset.
+      type: dict
+    dataload:
+      description: A DataLoad C(<name>-warmup) that fills the cache.
+      type: dict
+      suboptions:
+        enabled:
+          description: Create the DataLoad.
+          type: bool
+          default: false
+        paths:
+          description: Paths to load (all when unset).
+          type: list
+          elements: str
+        load_metadata:
+          description: Sync metadata before loading.
+          type: bool
+          default: true
+        wait:
+          description: Also wait for the DataLoad's C(status.phase) to be C(Complete).
+          type: bool
+          default: false
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -212,6 +215,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 pvc_name:
   description: The PersistentVolumeClaim Fluid creates for the Dataset (same name, same namespace).
   returned: state=present

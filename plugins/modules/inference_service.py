@@ -18,167 +18,170 @@ description:
   - Uses KServe's Standard deployment mode (plain Deployments and an HPA) unless O(deployment_mode=Knative).
   - The Alibi explainer was removed from KServe in v0.13; O(explainer.type=alibi) fails with the alternatives.
 options:
-  name:
-    description: Name of the InferenceService.
-    type: str
-    required: true
-  namespace:
-    description: Namespace of the InferenceService.
-    type: str
-    default: default
-  model_format:
-    description:
-      - The model format the serving runtime is selected by.
-      - Required with O(state=present).
-    type: dict
-    suboptions:
-      name:
-        description: Format name, for example V(pytorch), V(onnx), V(triton), V(tensorrt), V(sklearn), V(huggingface).
-        type: str
-        required: true
-      version:
-        description: Format version, for example V(1) or V(2).
-        type: str
-  runtime:
-    description:
-      - ServingRuntime or ClusterServingRuntime to use, for example V(kserve-tritonserver). KServe picks one by format when unset.
-    type: str
-  runtime_version:
-    description: Overrides the runtime image tag, for example V(26.07-py3) for the Triton runtime.
-    type: str
-  protocol_version:
-    description: Inference protocol.
-    type: str
-    choices: [v1, v2, grpc-v2]
-  storage_uri:
-    description:
-      - Where the model is, one of C(s3://), C(gs://), C(pvc://<claim>/<path>), C(hf://), C(oci://), C(https://).
-      - Credentials never go in the URI; attach a Secret to O(service_account) instead.
-    type: str
-  service_account:
-    description: Service account whose attached Secrets hold the storage credentials.
-    type: str
-  gpus:
-    description: GPUs per predictor pod (set as a limit of O(gpu_resource_name)).
-    type: int
-    default: 0
-  gpu_resource_name:
-    description: Extended resource to request, V(nvidia.com/gpu) or a MIG profile such as V(nvidia.com/mig-1g.10gb).
-    type: str
-    default: nvidia.com/gpu
-  gpu_product:
-    description: Only place predictor pods on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this value.
-    type: str
-  tolerate_gpu_taint:
-    description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
-    type: bool
-    default: true
-  node_selector:
-    description: Extra node labels the predictor pods need.
-    type: dict
-  tolerations:
-    description: Extra tolerations for the predictor pods (Kubernetes Toleration objects).
-    type: list
-    elements: dict
-  resources:
-    description: CPU and memory of the predictor container.
-    type: dict
-    suboptions:
-      requests:
-        description: 'Resource requests, for example C({cpu: "2", memory: 8Gi}).'
-        type: dict
-      limits:
-        description: Resource limits.
-        type: dict
-  args:
-    description: Extra arguments of the model server.
-    type: list
-    elements: str
-  env:
-    description: Environment of the model server, a mapping of names to values.
-    type: dict
-  min_replicas:
-    description: Minimum predictor replicas. V(0) (scale to zero) needs O(deployment_mode=Knative).
-    type: int
-  max_replicas:
-    description: Maximum predictor replicas.
-    type: int
-  scale_metric:
-    description: Autoscaling metric. V(concurrency) and V(rps) need O(deployment_mode=Knative).
-    type: str
-    choices: [cpu, memory, concurrency, rps]
-  scale_target:
-    description: Target value of O(scale_metric) (percent for cpu/memory).
-    type: int
-  deployment_mode:
-    description: KServe deployment mode, set as the C(serving.kserve.io/deploymentMode) annotation.
-    type: str
-    default: Standard
-    choices: [Standard, Knative]
-  canary_traffic_percent:
-    description: Percent of traffic for the latest revision (needs O(deployment_mode=Knative)).
-    type: int
-  transformer:
-    description: Optional pre/post-processing container in front of the predictor.
-    type: dict
-    suboptions:
-      image:
-        description: Container image.
-        type: str
-        required: true
-      args:
-        description: Container arguments.
-        type: list
-        elements: str
-      env:
-        description: Environment, a mapping of names to values.
-        type: dict
-      resources:
-        description: C(requests)/C(limits) of the container.
-        type: dict
-  explainer:
-    description: Optional explainer.
-    type: dict
-    suboptions:
-      type:
-        description:
-          - V(art) runs KServe's Adversarial Robustness Toolbox explainer, V(custom) runs O(explainer.image).
-          - V(alibi) is refused; the Alibi explainer no longer exists in KServe.
-        type: str
-        default: custom
-        choices: [art, custom, alibi]
-      art_type:
-        description: ART attack type.
-        type: str
-        default: SquareAttack
-      config:
-        description: ART explainer configuration.
-        type: dict
-      image:
-        description: Explainer image (required for V(custom)).
-        type: str
-      runtime_version:
-        description: ART explainer image tag.
-        type: str
-      storage_uri:
-        description: Storage URI for the explainer.
-        type: str
-      args:
-        description: Container arguments (custom).
-        type: list
-        elements: str
-      env:
-        description: Environment (custom).
-        type: dict
-      resources:
-        description: C(requests)/C(limits) of the explainer container.
-        type: dict
-  labels:
-    description: Extra labels of the InferenceService.
-    type: dict
-  annotations:
-    description: Extra annotations of the InferenceService.
-    type: dict
+  <<: &module_options
+    name:
+      description: Name of the InferenceService.
+      type: str
+      required: true
+    namespace:
+      description: Namespace of the InferenceService.
+      type: str
+      default: default
+    model_format:
+      description:
+        - The model format the serving runtime is selected by.
+        - Required with O(state=present).
+      type: dict
+      suboptions:
+        name:
+          description: Format name, for example V(pytorch), V(onnx), V(triton), V(tensorrt), V(sklearn), V(huggingface).
+          type: str
+          required: true
+        version:
+          description: Format version, for example V(1) or V(2).
+          type: str
+    runtime:
+      description:
+        - ServingRuntime or ClusterServingRuntime to use, for example V(kserve-tritonserver). KServe picks one by format when unset.
+      type: str
+    runtime_version:
+      description: Overrides the runtime image tag, for example V(26.07-py3) for the Triton runtime.
+      type: str
+    protocol_version:
+      description: Inference protocol.
+      type: str
+      choices: [v1, v2, grpc-v2]
+    storage_uri:
+      description:
+        - Where the model is, one of C(s3://), C(gs://), C(pvc://<claim>/<path>), C(hf://), C(oci://), C(https://).
+        - Credentials never go in the URI; attach a Secret to O(service_account) instead.
+      type: str
+    service_account:
+      description: Service account whose attached Secrets hold the storage credentials.
+      type: str
+    gpus:
+      description: GPUs per predictor pod (set as a limit of O(gpu_resource_name)).
+      type: int
+      default: 0
+    gpu_resource_name:
+      description: Extended resource to request, V(nvidia.com/gpu) or a MIG profile such as V(nvidia.com/mig-1g.10gb).
+      type: str
+      default: nvidia.com/gpu
+    gpu_product:
+      description: Only place predictor pods on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this value.
+      type: str
+    tolerate_gpu_taint:
+      description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
+      type: bool
+      default: true
+    node_selector:
+      description: Extra node labels the predictor pods need.
+      type: dict
+    tolerations:
+      description: Extra tolerations for the predictor pods (Kubernetes Toleration objects).
+      type: list
+      elements: dict
+    resources:
+      description: CPU and memory of the predictor container.
+      type: dict
+      suboptions:
+        requests:
+          description: 'Resource requests, for example C({cpu: "2", memory: 8Gi}).'
+          type: dict
+        limits:
+          description: Resource limits.
+          type: dict
+    args:
+      description: Extra arguments of the model server.
+      type: list
+      elements: str
+    env:
+      description: Environment of the model server, a mapping of names to values.
+      type: dict
+    min_replicas:
+      description: Minimum predictor replicas. V(0) (scale to zero) needs O(deployment_mode=Knative).
+      type: int
+    max_replicas:
+      description: Maximum predictor replicas.
+      type: int
+    scale_metric:
+      description: Autoscaling metric. V(concurrency) and V(rps) need O(deployment_mode=Knative).
+      type: str
+      choices: [cpu, memory, concurrency, rps]
+    scale_target:
+      description: Target value of O(scale_metric) (percent for cpu/memory).
+      type: int
+    deployment_mode:
+      description: KServe deployment mode, set as the C(serving.kserve.io/deploymentMode) annotation.
+      type: str
+      default: Standard
+      choices: [Standard, Knative]
+    canary_traffic_percent:
+      description: Percent of traffic for the latest revision (needs O(deployment_mode=Knative)).
+      type: int
+    transformer:
+      description: Optional pre/post-processing container in front of the predictor.
+      type: dict
+      suboptions:
+        image:
+          description: Container image.
+          type: str
+          required: true
+        args:
+          description: Container arguments.
+          type: list
+          elements: str
+        env:
+          description: Environment, a mapping of names to values.
+          type: dict
+        resources:
+          description: C(requests)/C(limits) of the container.
+          type: dict
+    explainer:
+      description: Optional explainer.
+      type: dict
+      suboptions:
+        type:
+          description:
+            - V(art) runs KServe's Adversarial Robustness Toolbox explainer, V(custom) runs O(explainer.image).
+            - V(alibi) is refused; the Alibi explainer no longer exists in KServe.
+          type: str
+          default: custom
+          choices: [art, custom, alibi]
+        art_type:
+          description: ART attack type.
+          type: str
+          default: SquareAttack
+        config:
+          description: ART explainer configuration.
+          type: dict
+        image:
+          description: Explainer image (required for V(custom)).
+          type: str
+        runtime_version:
+          description: ART explainer image tag.
+          type: str
+        storage_uri:
+          description: Storage URI for the explainer.
+          type: str
+        args:
+          description: Container arguments (custom).
+          type: list
+          elements: str
+        env:
+          description: Environment (custom).
+          type: dict
+        resources:
+          description: C(requests)/C(limits) of the explainer container.
+          type: dict
+    labels:
+      description: Extra labels of the InferenceService.
+      type: dict
+    annotations:
+      description: Extra annotations of the InferenceService.
+      type: dict
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -235,6 +238,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 url:
   description: External URL from C(status.url) (null in check mode, with O(wait=false) or before the controller sets it).
   returned: state=present

@@ -23,111 +23,114 @@ description:
     a selector, O(target_refs) with a PeerAuthentication, service accounts mixed with principals or
     namespaces in one rule, cross-namespace targets, ports outside 1-65535.
 options:
-  name:
-    description: Name of each policy object.
-    type: str
-    required: true
-  namespace:
-    description: Namespace of the policies (the Istio root namespace, usually C(istio-system), for mesh-wide ones).
-    type: str
-    default: default
-  labels:
-    description: Extra labels on the policy objects.
-    type: dict
-  selector:
-    description: Workload labels the policies apply to (C(selector.matchLabels)). For sidecar workloads.
-    type: dict
-  target_refs:
-    description:
-      - Targets instead of O(selector), for waypoint proxies (C(Service), C(ServiceEntry)) and gateways
-        (C(Gateway), C(GatewayClass)). Not for PeerAuthentication. At most 16.
-    type: list
-    elements: dict
-    suboptions:
-      kind:
-        description: Target kind.
-        type: str
-        required: true
-        choices: [Gateway, GatewayClass, Service, ServiceEntry]
-      name:
-        description: Target name.
-        type: str
-        required: true
-      group:
-        description: API group; defaults to the kind's group.
-        type: str
-  authorization:
-    description: An AuthorizationPolicy.
-    type: dict
-    suboptions:
-      action:
-        description: What matching requests get. Istio evaluates CUSTOM, then DENY, then ALLOW.
-        type: str
-        choices: [ALLOW, DENY, AUDIT, CUSTOM]
-        default: ALLOW
-      provider:
-        description: The extension provider (mesh config) of a V(CUSTOM) policy.
-        type: str
-      rules:
-        description:
-          - Each rule matches when all of its given fields match. An V(ALLOW) policy without rules denies
-            every request to the selected workloads.
-          - "Source fields: C(principals), C(request_principals), C(namespaces), C(service_accounts), C(ip_blocks),
-            C(remote_ip_blocks), C(trust_domains). Operation fields: C(hosts), C(methods), C(paths), C(ports).
-            Each also exists negated with a C(not_) prefix (for example C(not_paths)). C(when): a list of
-            C({key, values, not_values})."
-        type: list
-        elements: dict
-  peer_authentication:
-    description: A PeerAuthentication (mutual TLS for traffic into the workloads).
-    type: dict
-    suboptions:
-      mode:
-        description: mTLS mode.
-        type: str
-        choices: [STRICT, PERMISSIVE, DISABLE, UNSET]
-        default: STRICT
-      port_level_mtls:
-        description: Per-port modes keyed by port number, for example V(PERMISSIVE) on a metrics port. Needs O(selector).
-        type: dict
-  request_authentication:
-    description: A RequestAuthentication (JWT validation).
-    type: dict
-    suboptions:
-      jwt_rules:
-        description: One entry per accepted issuer.
-        type: list
-        elements: dict
-        required: true
-        suboptions:
-          issuer:
-            description: The C(iss) claim.
-            type: str
-            required: true
-          jwks_uri:
-            description: URL of the issuer's JSON Web Key Set.
-            type: str
-          jwks:
-            description: An inline JSON Web Key Set instead of O(request_authentication.jwt_rules[].jwks_uri).
-            type: str
-          audiences:
-            description: Accepted C(aud) values.
-            type: list
-            elements: str
-          from_headers:
-            description: Headers that carry the token, C({name, prefix}).
-            type: list
-            elements: dict
-          from_params:
-            description: Query parameters that carry the token.
-            type: list
-            elements: str
-          forward_original_token:
-            description: Forward the token to the workload.
-            type: bool
-          output_payload_to_header:
-            description: Header to put the verified payload in.
-            type: str
+  <<: &module_options
+    name:
+      description: Name of each policy object.
+      type: str
+      required: true
+    namespace:
+      description: Namespace of the policies (the Istio root namespace, usually C(istio-system), for mesh-wide ones).
+      type: str
+      default: default
+    labels:
+      description: Extra labels on the policy objects.
+      type: dict
+    selector:
+      description: Workload labels the policies apply to (C(selector.matchLabels)). For sidecar workloads.
+      type: dict
+    target_refs:
+      description:
+        - Targets instead of O(selector), for waypoint proxies (C(Service), C(ServiceEntry)) and gateways
+          (C(Gateway), C(GatewayClass)). Not for PeerAuthentication. At most 16.
+      type: list
+      elements: dict
+      suboptions:
+        kind:
+          description: Target kind.
+          type: str
+          required: true
+          choices: [Gateway, GatewayClass, Service, ServiceEntry]
+        name:
+          description: Target name.
+          type: str
+          required: true
+        group:
+          description: API group; defaults to the kind's group.
+          type: str
+    authorization:
+      description: An AuthorizationPolicy.
+      type: dict
+      suboptions:
+        action:
+          description: What matching requests get. Istio evaluates CUSTOM, then DENY, then ALLOW.
+          type: str
+          choices: [ALLOW, DENY, AUDIT, CUSTOM]
+          default: ALLOW
+        provider:
+          description: The extension provider (mesh config) of a V(CUSTOM) policy.
+          type: str
+        rules:
+          description:
+            - Each rule matches when all of its given fields match. An V(ALLOW) policy without rules denies
+              every request to the selected workloads.
+            - "Source fields: C(principals), C(request_principals), C(namespaces), C(service_accounts), C(ip_blocks),
+              C(remote_ip_blocks), C(trust_domains). Operation fields: C(hosts), C(methods), C(paths), C(ports).
+              Each also exists negated with a C(not_) prefix (for example C(not_paths)). C(when): a list of
+              C({key, values, not_values})."
+          type: list
+          elements: dict
+    peer_authentication:
+      description: A PeerAuthentication (mutual TLS for traffic into the workloads).
+      type: dict
+      suboptions:
+        mode:
+          description: mTLS mode.
+          type: str
+          choices: [STRICT, PERMISSIVE, DISABLE, UNSET]
+          default: STRICT
+        port_level_mtls:
+          description: Per-port modes keyed by port number, for example V(PERMISSIVE) on a metrics port. Needs O(selector).
+          type: dict
+    request_authentication:
+      description: A RequestAuthentication (JWT validation).
+      type: dict
+      suboptions:
+        jwt_rules:
+          description: One entry per accepted issuer.
+          type: list
+          elements: dict
+          required: true
+          suboptions:
+            issuer:
+              description: The C(iss) claim.
+              type: str
+              required: true
+            jwks_uri:
+              description: URL of the issuer's JSON Web Key Set.
+              type: str
+            jwks:
+              description: An inline JSON Web Key Set instead of O(request_authentication.jwt_rules[].jwks_uri).
+              type: str
+            audiences:
+              description: Accepted C(aud) values.
+              type: list
+              elements: str
+            from_headers:
+              description: Headers that carry the token, C({name, prefix}).
+              type: list
+              elements: dict
+            from_params:
+              description: Query parameters that carry the token.
+              type: list
+              elements: str
+            forward_original_token:
+              description: Forward the token to the workload.
+              type: bool
+            output_payload_to_header:
+              description: Header to put the verified payload in.
+              type: str
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -175,6 +178,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 resources:
   description: One entry per policy applied (or deleted), in order PeerAuthentication, RequestAuthentication, AuthorizationPolicy.
   returned: always

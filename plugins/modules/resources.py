@@ -19,37 +19,40 @@ description:
   - The resource-family modules (for example M(aiinfra.cluster.gpu_node_info)) use the same engine;
     this module is for the plain objects roles need (namespaces, quotas, priority classes).
 options:
-  definitions:
-    description:
-      - The objects, each a full manifest with C(apiVersion), C(kind) and C(metadata.name).
-      - Namespaced objects without C(metadata.namespace) go to O(namespace).
-    type: list
-    elements: dict
-    required: true
-  namespace:
-    description:
-      - Namespace for namespaced objects that do not name one.
-    type: str
-    default: default
-  wait_for:
-    description:
-      - Override the readiness check for every object (default is each kind's own signal,
-        for example Deployment rollout, Job completion, CRD Established).
-    type: dict
-    suboptions:
-      condition:
-        description: Wait for this status condition type.
-        type: str
-      status:
-        description: The condition status to wait for.
-        type: str
-        default: "True"
-      field:
-        description: Dotted path of a field, for example V(status.phase).
-        type: str
-      value:
-        description: The value O(wait_for.field) must reach.
-        type: str
+  <<: &module_options
+    definitions:
+      description:
+        - The objects, each a full manifest with C(apiVersion), C(kind) and C(metadata.name).
+        - Namespaced objects without C(metadata.namespace) go to O(namespace).
+      type: list
+      elements: dict
+      required: true
+    namespace:
+      description:
+        - Namespace for namespaced objects that do not name one.
+      type: str
+      default: default
+    wait_for:
+      description:
+        - Override the readiness check for every object (default is each kind's own signal,
+          for example Deployment rollout, Job completion, CRD Established).
+      type: dict
+      suboptions:
+        condition:
+          description: Wait for this status condition type.
+          type: str
+        status:
+          description: The condition status to wait for.
+          type: str
+          default: "True"
+        field:
+          description: Dotted path of a field, for example V(status.phase).
+          type: str
+        value:
+          description: The value O(wait_for.field) must reach.
+          type: str
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -79,6 +82,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 resources:
   description: One entry per object, in the order given.
   returned: always

@@ -22,98 +22,101 @@ description:
   - There is no official standalone TensorBoard image; the default C(tensorflow/tensorflow) CPU image
     carries the C(tensorboard) command. A smaller image with C(pip install tensorboard) works too.
 options:
-  name:
-    description: Name of the Deployment and Service.
-    type: str
-    required: true
-  namespace:
-    description: Namespace.
-    type: str
-    default: default
-  image:
-    description: An image with the C(tensorboard) command.
-    type: str
-    default: tensorflow/tensorflow:2.21.0
-  image_pull_policy:
-    description: Image pull policy.
-    type: str
-    choices: [Always, IfNotPresent, Never]
-  image_pull_secrets:
-    description: Names of Secrets to pull the image with.
-    type: list
-    elements: str
-  log_dir:
-    description: The PVC holding the event files (mounted read-only).
-    type: dict
-    suboptions:
-      claim_name:
-        description: The PersistentVolumeClaim.
-        type: str
-        required: true
-      sub_path:
-        description: Sub-directory of the volume, for example V(tb).
-        type: str
-      mount_path:
-        description: Where to mount it.
-        type: str
-        default: /logs
-  log_dir_uri:
-    description:
-      - An object-storage log dir instead of O(log_dir), for example V(gs://bucket/runs).
-        V(s3://) needs an image with C(tensorflow-io) or C(boto3) support.
-    type: str
-  storage_secret:
-    description:
-      - A Secret whose keys become environment variables (for example C(AWS_ACCESS_KEY_ID),
-        C(AWS_SECRET_ACCESS_KEY), C(S3_ENDPOINT)); credentials never appear in the manifests.
-    type: str
-  env:
-    description: Extra environment variables.
-    type: dict
-  extra_args:
-    description: Extra C(tensorboard) arguments, for example V(--reload_interval=30).
-    type: list
-    elements: str
-  resources:
-    description: Container resources. Default requests 250m CPU and 1Gi, limit 4Gi memory.
-    type: dict
-  replicas:
-    description: Number of replicas.
-    type: int
-    default: 1
-  node_selector:
-    description: Node selector labels.
-    type: dict
-  service_type:
-    description: Service type.
-    type: str
-    choices: [ClusterIP, NodePort, LoadBalancer]
-    default: ClusterIP
-  istio:
-    description: Expose TensorBoard inside the Istio mesh only to the callers named here.
-    type: dict
-    suboptions:
-      enabled:
-        description: Inject the sidecar and add the policies.
-        type: bool
-        default: false
-      mtls_mode:
-        description: PeerAuthentication mode for the TensorBoard pods.
-        type: str
-        choices: [STRICT, PERMISSIVE]
-        default: STRICT
-      allow_principals:
-        description: Workload principals allowed in, for example V(cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account).
-        type: list
-        elements: str
-      allow_namespaces:
-        description: Namespaces allowed in.
-        type: list
-        elements: str
-      allow_request_principals:
-        description: JWT principals (C(<iss>/<sub>)) allowed in; needs a RequestAuthentication.
-        type: list
-        elements: str
+  <<: &module_options
+    name:
+      description: Name of the Deployment and Service.
+      type: str
+      required: true
+    namespace:
+      description: Namespace.
+      type: str
+      default: default
+    image:
+      description: An image with the C(tensorboard) command.
+      type: str
+      default: tensorflow/tensorflow:2.21.0
+    image_pull_policy:
+      description: Image pull policy.
+      type: str
+      choices: [Always, IfNotPresent, Never]
+    image_pull_secrets:
+      description: Names of Secrets to pull the image with.
+      type: list
+      elements: str
+    log_dir:
+      description: The PVC holding the event files (mounted read-only).
+      type: dict
+      suboptions:
+        claim_name:
+          description: The PersistentVolumeClaim.
+          type: str
+          required: true
+        sub_path:
+          description: Sub-directory of the volume, for example V(tb).
+          type: str
+        mount_path:
+          description: Where to mount it.
+          type: str
+          default: /logs
+    log_dir_uri:
+      description:
+        - An object-storage log dir instead of O(log_dir), for example V(gs://bucket/runs).
+          V(s3://) needs an image with C(tensorflow-io) or C(boto3) support.
+      type: str
+    storage_secret:
+      description:
+        - A Secret whose keys become environment variables (for example C(AWS_ACCESS_KEY_ID),
+          C(AWS_SECRET_ACCESS_KEY), C(S3_ENDPOINT)); credentials never appear in the manifests.
+      type: str
+    env:
+      description: Extra environment variables.
+      type: dict
+    extra_args:
+      description: Extra C(tensorboard) arguments, for example V(--reload_interval=30).
+      type: list
+      elements: str
+    resources:
+      description: Container resources. Default requests 250m CPU and 1Gi, limit 4Gi memory.
+      type: dict
+    replicas:
+      description: Number of replicas.
+      type: int
+      default: 1
+    node_selector:
+      description: Node selector labels.
+      type: dict
+    service_type:
+      description: Service type.
+      type: str
+      choices: [ClusterIP, NodePort, LoadBalancer]
+      default: ClusterIP
+    istio:
+      description: Expose TensorBoard inside the Istio mesh only to the callers named here.
+      type: dict
+      suboptions:
+        enabled:
+          description: Inject the sidecar and add the policies.
+          type: bool
+          default: false
+        mtls_mode:
+          description: PeerAuthentication mode for the TensorBoard pods.
+          type: str
+          choices: [STRICT, PERMISSIVE]
+          default: STRICT
+        allow_principals:
+          description: Workload principals allowed in, for example V(cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account).
+          type: list
+          elements: str
+        allow_namespaces:
+          description: Namespaces allowed in.
+          type: list
+          elements: str
+        allow_request_principals:
+          description: JWT principals (C(<iss>/<sub>)) allowed in; needs a RequestAuthentication.
+          type: list
+          elements: str
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -150,6 +153,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 resources:
   description: One entry per object applied (or deleted), in order.
   returned: always

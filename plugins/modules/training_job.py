@@ -27,229 +27,232 @@ description:
   - Finished jobs are removed after O(ttl_seconds_after_finished), which also removes their pods.
     A later run with the same name then starts the training again.
 options:
-  name:
-    description:
-      - Name of the job (and of its headless Service). A DNS label of at most 40 characters.
-    type: str
-    required: true
-  namespace:
-    description: Namespace of the job.
-    type: str
-    default: default
-  framework:
-    description: The training framework.
-    type: str
-    choices: [pytorch, tensorflow]
-    default: pytorch
-  backend:
-    description:
-      - What runs the pods. V(job) needs no operator.
-      - V(pytorchjob) and V(trainjob) are for PyTorch; V(tfjob) and V(jobset) are for TensorFlow.
-    type: str
-    choices: [job, pytorchjob, trainjob, tfjob, jobset]
-    default: job
-  strategy:
-    description:
-      - TensorFlow distribution strategy. V(parameter_server) needs O(backend=tfjob) or O(backend=jobset)
-        and O(ps_replicas).
-    type: str
-    choices: [multi_worker_mirrored, parameter_server]
-    default: multi_worker_mirrored
-  image:
-    description:
-      - Training image. Defaults to C(pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime) or
-        C(tensorflow/tensorflow:2.21.0-gpu); set it to your own image or a mirror.
-    type: str
-  image_pull_policy:
-    description: Image pull policy of the training container.
-    type: str
-    choices: [Always, IfNotPresent, Never]
-  image_pull_secrets:
-    description: Names of Secrets to pull the image with.
-    type: list
-    elements: str
-  script:
-    description:
-      - The training entry point (for example V(/workspace/train.py)), run under C(torchrun) (PyTorch)
-        or C(python) (TensorFlow) with O(args).
-    type: str
-  command:
-    description:
-      - The full container command instead of O(script); the rendezvous settings are then only given
-        as environment variables.
-    type: list
-    elements: str
-  args:
-    description: Arguments after O(script) or O(command).
-    type: list
-    elements: str
-  working_dir:
-    description: Working directory of the training container.
-    type: str
-  env:
-    description: Extra environment variables for the training container.
-    type: dict
-  nodes:
-    description: Number of nodes (pods). For TensorFlow, the number of workers.
-    type: int
-    default: 1
-  procs_per_node:
-    description: Processes per node (C(torchrun --nproc-per-node)); defaults to O(gpus_per_node), or 1.
-    type: int
-  gpus_per_node:
-    description: C(nvidia.com/gpu) per pod. V(0) for CPU-only runs.
-    type: int
-    default: 1
-  cpu:
-    description: CPU request per pod, for example V(16).
-    type: str
-  memory:
-    description: Memory request and limit per pod, for example V(128Gi).
-    type: str
-  elastic:
-    description:
-      - Elastic PyTorch training (C(torchrun --nnodes=min:max)). O(backend=job) starts C(max_nodes) pods;
-        training proceeds once C(min_nodes) have joined.
-    type: dict
-    suboptions:
-      min_nodes:
-        description: Fewest nodes to train with.
-        type: int
-        required: true
-      max_nodes:
-        description: Most nodes; defaults to O(nodes).
-        type: int
-      max_restarts:
-        description: How often torchrun restarts the worker group after a failure.
-        type: int
-        default: 3
-  rdzv_port:
-    description: Port of the C10d rendezvous store on index 0.
-    type: int
-    default: 29400
-  tf_port:
-    description: gRPC port of each TensorFlow task.
-    type: int
-    default: 2222
-  ps_replicas:
-    description: Number of TensorFlow parameter servers (O(strategy=parameter_server)).
-    type: int
-  success_policy:
-    description:
-      - When a parameter-server job succeeds. V(all_workers) waits for the chief and every worker;
-        V(chief) only for the chief (TF2 workers that serve forever).
-    type: str
-    choices: [all_workers, chief]
-    default: all_workers
-  backoff_limit:
-    description: Pod failures tolerated before the job fails. V(0) fails fast on the first failure.
-    type: int
-    default: 0
-  backoff_limit_per_index:
-    description: Failures tolerated per index (O(backend=job) only).
-    type: int
-  restart_policy:
-    description: Pod restart policy. V(OnFailure) restarts the container in place (same host name).
-    type: str
-    choices: [Never, OnFailure]
-    default: Never
-  active_deadline_seconds:
-    description: Fail the job after this many seconds.
-    type: int
-  ttl_seconds_after_finished:
-    description:
-      - Delete the finished job (and its pods) after this many seconds. V(0) deletes it at once, before the
-        module may have seen the outcome; keep it above a few seconds when O(wait=true).
-    type: int
-    default: 86400
-  priority_class_name:
-    description: PriorityClass of the pods (not settable with O(backend=trainjob)).
-    type: str
-  gpu_product:
-    description:
-      - Only schedule on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this
-        value, for example V(NVIDIA-H100-80GB-HBM3).
-    type: str
-  node_selector:
-    description: Extra node selector labels.
-    type: dict
-  tolerations:
-    description:
-      - Pod tolerations. With GPUs, a toleration for the C(nvidia.com/gpu) taint is added unless one is given.
-    type: list
-    elements: dict
-  service_account_name:
-    description: ServiceAccount of the pods.
-    type: str
-  shm_size:
-    description:
-      - Size of the memory-backed C(/dev/shm) that NCCL needs (counts against the pod's memory). V(0) for none.
-    type: str
-    default: 16Gi
-  data:
-    description: The training data volume.
-    type: dict
-    suboptions:
-      claim_name:
-        description: A PersistentVolumeClaim.
-        type: str
-      dataset:
-        description: A Fluid Dataset in the same namespace; its PVC has the Dataset's name.
-        type: str
-      mount_path:
-        description: Where to mount it; exported as C(DATA_DIR).
-        type: str
-        default: /data
-      sub_path:
-        description: Sub-directory of the volume.
-        type: str
-      read_only:
-        description: Mount read-only.
-        type: bool
-        default: true
-  checkpoint:
-    description: The checkpoint volume; its path is exported as C(CHECKPOINT_DIR).
-    type: dict
-    suboptions:
-      claim_name:
-        description: A PersistentVolumeClaim (ReadWriteMany when several nodes write).
-        type: str
-        required: true
-      mount_path:
-        description: Where to mount it.
-        type: str
-        default: /checkpoints
-      sub_path:
-        description: Sub-directory of the volume.
-        type: str
-      read_only:
-        description: Mount read-only.
-        type: bool
-        default: false
-  log_dir:
-    description:
-      - The TensorBoard log volume; its path is exported as C(TENSORBOARD_LOG_DIR) (see M(aiinfra.cluster.tensorboard)).
-    type: dict
-    suboptions:
-      claim_name:
-        description: A PersistentVolumeClaim (may be the checkpoint one).
-        type: str
-        required: true
-      mount_path:
-        description: Where to mount it.
-        type: str
-        default: /logs
-      sub_path:
-        description: Sub-directory of the volume.
-        type: str
-      read_only:
-        description: Mount read-only.
-        type: bool
-        default: false
-  runtime:
-    description: The (Cluster)TrainingRuntime of a TrainJob.
-    type: str
-    default: torch-distributed
+  <<: &module_options
+    name:
+      description:
+        - Name of the job (and of its headless Service). A DNS label of at most 40 characters.
+      type: str
+      required: true
+    namespace:
+      description: Namespace of the job.
+      type: str
+      default: default
+    framework:
+      description: The training framework.
+      type: str
+      choices: [pytorch, tensorflow]
+      default: pytorch
+    backend:
+      description:
+        - What runs the pods. V(job) needs no operator.
+        - V(pytorchjob) and V(trainjob) are for PyTorch; V(tfjob) and V(jobset) are for TensorFlow.
+      type: str
+      choices: [job, pytorchjob, trainjob, tfjob, jobset]
+      default: job
+    strategy:
+      description:
+        - TensorFlow distribution strategy. V(parameter_server) needs O(backend=tfjob) or O(backend=jobset)
+          and O(ps_replicas).
+      type: str
+      choices: [multi_worker_mirrored, parameter_server]
+      default: multi_worker_mirrored
+    image:
+      description:
+        - Training image. Defaults to C(pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime) or
+          C(tensorflow/tensorflow:2.21.0-gpu); set it to your own image or a mirror.
+      type: str
+    image_pull_policy:
+      description: Image pull policy of the training container.
+      type: str
+      choices: [Always, IfNotPresent, Never]
+    image_pull_secrets:
+      description: Names of Secrets to pull the image with.
+      type: list
+      elements: str
+    script:
+      description:
+        - The training entry point (for example V(/workspace/train.py)), run under C(torchrun) (PyTorch)
+          or C(python) (TensorFlow) with O(args).
+      type: str
+    command:
+      description:
+        - The full container command instead of O(script); the rendezvous settings are then only given
+          as environment variables.
+      type: list
+      elements: str
+    args:
+      description: Arguments after O(script) or O(command).
+      type: list
+      elements: str
+    working_dir:
+      description: Working directory of the training container.
+      type: str
+    env:
+      description: Extra environment variables for the training container.
+      type: dict
+    nodes:
+      description: Number of nodes (pods). For TensorFlow, the number of workers.
+      type: int
+      default: 1
+    procs_per_node:
+      description: Processes per node (C(torchrun --nproc-per-node)); defaults to O(gpus_per_node), or 1.
+      type: int
+    gpus_per_node:
+      description: C(nvidia.com/gpu) per pod. V(0) for CPU-only runs.
+      type: int
+      default: 1
+    cpu:
+      description: CPU request per pod, for example V(16).
+      type: str
+    memory:
+      description: Memory request and limit per pod, for example V(128Gi).
+      type: str
+    elastic:
+      description:
+        - Elastic PyTorch training (C(torchrun --nnodes=min:max)). O(backend=job) starts C(max_nodes) pods;
+          training proceeds once C(min_nodes) have joined.
+      type: dict
+      suboptions:
+        min_nodes:
+          description: Fewest nodes to train with.
+          type: int
+          required: true
+        max_nodes:
+          description: Most nodes; defaults to O(nodes).
+          type: int
+        max_restarts:
+          description: How often torchrun restarts the worker group after a failure.
+          type: int
+          default: 3
+    rdzv_port:
+      description: Port of the C10d rendezvous store on index 0.
+      type: int
+      default: 29400
+    tf_port:
+      description: gRPC port of each TensorFlow task.
+      type: int
+      default: 2222
+    ps_replicas:
+      description: Number of TensorFlow parameter servers (O(strategy=parameter_server)).
+      type: int
+    success_policy:
+      description:
+        - When a parameter-server job succeeds. V(all_workers) waits for the chief and every worker;
+          V(chief) only for the chief (TF2 workers that serve forever).
+      type: str
+      choices: [all_workers, chief]
+      default: all_workers
+    backoff_limit:
+      description: Pod failures tolerated before the job fails. V(0) fails fast on the first failure.
+      type: int
+      default: 0
+    backoff_limit_per_index:
+      description: Failures tolerated per index (O(backend=job) only).
+      type: int
+    restart_policy:
+      description: Pod restart policy. V(OnFailure) restarts the container in place (same host name).
+      type: str
+      choices: [Never, OnFailure]
+      default: Never
+    active_deadline_seconds:
+      description: Fail the job after this many seconds.
+      type: int
+    ttl_seconds_after_finished:
+      description:
+        - Delete the finished job (and its pods) after this many seconds. V(0) deletes it at once, before the
+          module may have seen the outcome; keep it above a few seconds when O(wait=true).
+      type: int
+      default: 86400
+    priority_class_name:
+      description: PriorityClass of the pods (not settable with O(backend=trainjob)).
+      type: str
+    gpu_product:
+      description:
+        - Only schedule on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this
+          value, for example V(NVIDIA-H100-80GB-HBM3).
+      type: str
+    node_selector:
+      description: Extra node selector labels.
+      type: dict
+    tolerations:
+      description:
+        - Pod tolerations. With GPUs, a toleration for the C(nvidia.com/gpu) taint is added unless one is given.
+      type: list
+      elements: dict
+    service_account_name:
+      description: ServiceAccount of the pods.
+      type: str
+    shm_size:
+      description:
+        - Size of the memory-backed C(/dev/shm) that NCCL needs (counts against the pod's memory). V(0) for none.
+      type: str
+      default: 16Gi
+    data:
+      description: The training data volume.
+      type: dict
+      suboptions:
+        claim_name:
+          description: A PersistentVolumeClaim.
+          type: str
+        dataset:
+          description: A Fluid Dataset in the same namespace; its PVC has the Dataset's name.
+          type: str
+        mount_path:
+          description: Where to mount it; exported as C(DATA_DIR).
+          type: str
+          default: /data
+        sub_path:
+          description: Sub-directory of the volume.
+          type: str
+        read_only:
+          description: Mount read-only.
+          type: bool
+          default: true
+    checkpoint:
+      description: The checkpoint volume; its path is exported as C(CHECKPOINT_DIR).
+      type: dict
+      suboptions:
+        claim_name:
+          description: A PersistentVolumeClaim (ReadWriteMany when several nodes write).
+          type: str
+          required: true
+        mount_path:
+          description: Where to mount it.
+          type: str
+          default: /checkpoints
+        sub_path:
+          description: Sub-directory of the volume.
+          type: str
+        read_only:
+          description: Mount read-only.
+          type: bool
+          default: false
+    log_dir:
+      description:
+        - The TensorBoard log volume; its path is exported as C(TENSORBOARD_LOG_DIR) (see M(aiinfra.cluster.tensorboard)).
+      type: dict
+      suboptions:
+        claim_name:
+          description: A PersistentVolumeClaim (may be the checkpoint one).
+          type: str
+          required: true
+        mount_path:
+          description: Where to mount it.
+          type: str
+          default: /logs
+        sub_path:
+          description: Sub-directory of the volume.
+          type: str
+        read_only:
+          description: Mount read-only.
+          type: bool
+          default: false
+    runtime:
+      description: The (Cluster)TrainingRuntime of a TrainJob.
+      type: str
+      default: torch-distributed
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -324,6 +327,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 training:
   description: The run's main object and how it went.
   returned: when state=present
@@ -447,7 +457,7 @@ ARGUMENT_SPEC = {
     "runtime": {"type": "str", "default": "torch-distributed"},
 }
 
-BUILDER_KEYS = [k for k in ARGUMENT_SPEC]
+BUILDER_KEYS = list(ARGUMENT_SPEC)
 
 
 def wait_for_training(module, client, obj):

@@ -19,139 +19,142 @@ description:
   - Startup, readiness and liveness probes use Triton's C(/v2/health/ready) and C(/v2/health/live).
   - Pods run as the image's non-root C(triton-server) user (uid 1000) with all capabilities dropped.
 options:
-  name:
-    description: Name of the Deployment, Service, HPA and monitor.
-    type: str
-    required: true
-  namespace:
-    description: Namespace.
-    type: str
-    default: default
-  image:
-    description: Triton image; override for a registry mirror.
-    type: str
-    default: nvcr.io/nvidia/tritonserver:26.07-py3
-  image_pull_policy:
-    description: Image pull policy.
-    type: str
-    choices: [Always, IfNotPresent, Never]
-  image_pull_secrets:
-    description: Names of Secrets used to pull the image (for example an NGC key).
-    type: list
-    elements: str
-  replicas:
-    description: Replicas when O(autoscaling.enabled) is false.
-    type: int
-    default: 1
-  model_repository:
-    description:
-      - V(pvc://<claim>/<path>) mounts the claim read-only at C(/models); V(s3://), V(gs://) and V(as://)
-        are read by Triton directly, with credentials from O(storage_secret).
-      - Required with O(state=present).
-    type: str
-  storage_secret:
-    description:
-      - Secret whose keys become environment variables of the server, for example C(AWS_ACCESS_KEY_ID),
-        C(AWS_SECRET_ACCESS_KEY), C(AWS_DEFAULT_REGION). Credentials are only taken from a Secret.
-    type: str
-  model_control_mode:
-    description: Triton's C(--model-control-mode). Keep V(none) in production unless models must change at run time.
-    type: str
-    default: none
-    choices: [none, poll, explicit]
-  repository_poll_secs:
-    description: Poll interval for O(model_control_mode=poll) (default 30).
-    type: int
-  load_models:
-    description: Models to load at start with O(model_control_mode=explicit) (V(*) for all).
-    type: list
-    elements: str
-  strict_readiness:
-    description: Triton's C(--strict-readiness) (ready only when every model is loaded). Triton's default when unset.
-    type: bool
-  extra_args:
-    description: More C(tritonserver) arguments.
-    type: list
-    elements: str
-  env:
-    description: Environment of the server, a mapping of names to values.
-    type: dict
-  gpus:
-    description: GPUs per pod (limit of O(gpu_resource_name)).
-    type: int
-    default: 1
-  gpu_resource_name:
-    description: Extended resource to request, V(nvidia.com/gpu) or a MIG profile.
-    type: str
-    default: nvidia.com/gpu
-  gpu_product:
-    description: Only run on nodes whose C(nvidia.com/gpu.product) label (GPU Feature Discovery) has this value.
-    type: str
-  tolerate_gpu_taint:
-    description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
-    type: bool
-    default: true
-  node_selector:
-    description: Extra node labels.
-    type: dict
-  tolerations:
-    description: Extra tolerations.
-    type: list
-    elements: dict
-  resources:
-    description: CPU and memory of the server container.
-    type: dict
-    suboptions:
-      requests:
-        description: Resource requests.
-        type: dict
-      limits:
-        description: Resource limits.
-        type: dict
-  shm_size:
-    description: Size of the memory-backed C(/dev/shm) (the Python backend and large tensors need it).
-    type: str
-    default: 1Gi
-  startup_failure_threshold:
-    description: Startup probe failures (every 10 s) allowed while models load.
-    type: int
-    default: 30
-  service_type:
-    description: Type of the Service.
-    type: str
-    default: ClusterIP
-    choices: [ClusterIP, NodePort, LoadBalancer]
-  service_account:
-    description: Service account of the pods.
-    type: str
-  autoscaling:
-    description: A HorizontalPodAutoscaler on CPU utilisation.
-    type: dict
-    suboptions:
-      enabled:
-        description: Create the HPA (the Deployment's replica count is then left to it).
-        type: bool
-        default: false
-      min_replicas:
-        description: Minimum replicas.
-        type: int
-        default: 1
-      max_replicas:
-        description: Maximum replicas (required when enabled).
-        type: int
-      target_cpu_utilization:
-        description: Average CPU utilisation to hold, in percent.
-        type: int
-        default: 80
-  monitoring:
-    description: Prometheus Operator object scraping the metrics port 8002 (needs the monitoring.coreos.com CRDs).
-    type: str
-    default: none
-    choices: [none, service_monitor, pod_monitor]
-  metrics_interval:
-    description: Scrape interval.
-    type: str
-    default: 30s
+  <<: &module_options
+    name:
+      description: Name of the Deployment, Service, HPA and monitor.
+      type: str
+      required: true
+    namespace:
+      description: Namespace.
+      type: str
+      default: default
+    image:
+      description: Triton image; override for a registry mirror.
+      type: str
+      default: nvcr.io/nvidia/tritonserver:26.07-py3
+    image_pull_policy:
+      description: Image pull policy.
+      type: str
+      choices: [Always, IfNotPresent, Never]
+    image_pull_secrets:
+      description: Names of Secrets used to pull the image (for example an NGC key).
+      type: list
+      elements: str
+    replicas:
+      description: Replicas when O(autoscaling.enabled) is false.
+      type: int
+      default: 1
+    model_repository:
+      description:
+        - V(pvc://<claim>/<path>) mounts the claim read-only at C(/models); V(s3://), V(gs://) and V(as://)
+          are read by Triton directly, with credentials from O(storage_secret).
+        - Required with O(state=present).
+      type: str
+    storage_secret:
+      description:
+        - Secret whose keys become environment variables of the server, for example C(AWS_ACCESS_KEY_ID),
+          C(AWS_SECRET_ACCESS_KEY), C(AWS_DEFAULT_REGION). Credentials are only taken from a Secret.
+      type: str
+    model_control_mode:
+      description: Triton's C(--model-control-mode). Keep V(none) in production unless models must change at run time.
+      type: str
+      default: none
+      choices: [none, poll, explicit]
+    repository_poll_secs:
+      description: Poll interval for O(model_control_mode=poll) (default 30).
+      type: int
+    load_models:
+      description: Models to load at start with O(model_control_mode=explicit) (V(*) for all).
+      type: list
+      elements: str
+    strict_readiness:
+      description: Triton's C(--strict-readiness) (ready only when every model is loaded). Triton's default when unset.
+      type: bool
+    extra_args:
+      description: More C(tritonserver) arguments.
+      type: list
+      elements: str
+    env:
+      description: Environment of the server, a mapping of names to values.
+      type: dict
+    gpus:
+      description: GPUs per pod (limit of O(gpu_resource_name)).
+      type: int
+      default: 1
+    gpu_resource_name:
+      description: Extended resource to request, V(nvidia.com/gpu) or a MIG profile.
+      type: str
+      default: nvidia.com/gpu
+    gpu_product:
+      description: Only run on nodes whose C(nvidia.com/gpu.product) label (GPU Feature Discovery) has this value.
+      type: str
+    tolerate_gpu_taint:
+      description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
+      type: bool
+      default: true
+    node_selector:
+      description: Extra node labels.
+      type: dict
+    tolerations:
+      description: Extra tolerations.
+      type: list
+      elements: dict
+    resources:
+      description: CPU and memory of the server container.
+      type: dict
+      suboptions:
+        requests:
+          description: Resource requests.
+          type: dict
+        limits:
+          description: Resource limits.
+          type: dict
+    shm_size:
+      description: Size of the memory-backed C(/dev/shm) (the Python backend and large tensors need it).
+      type: str
+      default: 1Gi
+    startup_failure_threshold:
+      description: Startup probe failures (every 10 s) allowed while models load.
+      type: int
+      default: 30
+    service_type:
+      description: Type of the Service.
+      type: str
+      default: ClusterIP
+      choices: [ClusterIP, NodePort, LoadBalancer]
+    service_account:
+      description: Service account of the pods.
+      type: str
+    autoscaling:
+      description: A HorizontalPodAutoscaler on CPU utilisation.
+      type: dict
+      suboptions:
+        enabled:
+          description: Create the HPA (the Deployment's replica count is then left to it).
+          type: bool
+          default: false
+        min_replicas:
+          description: Minimum replicas.
+          type: int
+          default: 1
+        max_replicas:
+          description: Maximum replicas (required when enabled).
+          type: int
+        target_cpu_utilization:
+          description: Average CPU utilisation to hold, in percent.
+          type: int
+          default: 80
+    monitoring:
+      description: Prometheus Operator object scraping the metrics port 8002 (needs the monitoring.coreos.com CRDs).
+      type: str
+      default: none
+      choices: [none, service_monitor, pod_monitor]
+    metrics_interval:
+      description: Scrape interval.
+      type: str
+      default: 30s
+  batch:
+    suboptions: *module_options
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
@@ -195,6 +198,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+batch:
+  description:
+    - With O(batch), one result per element, in the order given, each holding what a run with that element's
+      options returns; the other return values are then not set at the top level.
+  returned: when O(batch) is set
+  type: list
+  elements: dict
 endpoints:
   description: In-cluster URLs of the Service and the ready pod addresses behind it.
   returned: state=present

@@ -73,7 +73,8 @@ def test_fluid_dataset_lifecycle(module_runner, namespace, getter):
     assert res["changed"] is False, res
     assert "PATCH" not in res["api_requests"], res["api_requests"]
 
-    res = module_runner("fluid_dataset", dataset_args(namespace, replicas=3, credentials={"aws.accessKeyId": "AKIAEXAMPLE", "aws.secretKey": "rotated"}), diff=True)
+    credentials = {"aws.accessKeyId": "AKIAEXAMPLE", "aws.secretKey": "rotated"}
+    res = module_runner("fluid_dataset", dataset_args(namespace, replicas=3, credentials=credentials), diff=True)
     assert res["changed"] is True
     assert base64.b64encode(SECRET_VALUE.encode()).decode() not in str(res["diff"])
     assert getter(*ALLUXIO, "imagenet", namespace)["spec"]["replicas"] == 3

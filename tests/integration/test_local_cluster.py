@@ -60,7 +60,12 @@ def test_job_completes(module_runner, namespace):
         "spec": {
             "completions": 2,
             "parallelism": 2,
-            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "registry.local/job:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}},
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "registry.local/job:1", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+                }
+            },
         },
     }
     result = module_runner("resources", {"definitions": [job], "wait_timeout": 120})

@@ -42,6 +42,7 @@ def run_play(play, extra_vars, kubeconfig):
             env=env,
             cwd=ROOT,
             timeout=600,
+            check=False,
         )
     finally:
         os.unlink(path)

@@ -90,7 +90,9 @@ def test_inference_service_waits_for_ready(module_runner, namespace, status_patc
     args = isvc_args(namespace, transformer=None, explainer=None)
     module_runner("inference_service", args)
     # No controller: the wait times out and reports the last status it saw.
-    status_patcher(*ISVC, "resnet", namespace, {"conditions": [{"type": "Ready", "status": "False", "reason": "PredictorNotReady", "message": "0/1 ready", "lastTransitionTime": "2026-11-29T00:00:00Z"}]})
+    status_patcher(*ISVC, "resnet", namespace, {"conditions": [{
+        "type": "Ready", "status": "False", "reason": "PredictorNotReady", "message": "0/1 ready", "lastTransitionTime": "2026-11-29T00:00:00Z",
+    }]})
     res = module_runner("inference_service", dict(args, wait=True, wait_timeout=2))
     assert res.get("failed") is True
     assert "not ready after 2s" in res["msg"] and "PredictorNotReady" in res["msg"], res["msg"]
@@ -194,7 +196,8 @@ def test_triton_server_lifecycle(module_runner, namespace, getter, kube):
     # update: explicit model control, a PodMonitor instead, an HPA owning the replica count
     res = module_runner(
         "triton_server",
-        triton_args(namespace, model_control_mode="explicit", load_models=["resnet"], monitoring="pod_monitor", autoscaling={"enabled": True, "max_replicas": 4}),
+        triton_args(namespace, model_control_mode="explicit", load_models=["resnet"], monitoring="pod_monitor",
+                    autoscaling={"enabled": True, "max_replicas": 4}),
     )
     assert res.get("failed") is not True, res
     assert res["changed"] is True
@@ -206,7 +209,8 @@ def test_triton_server_lifecycle(module_runner, namespace, getter, kube):
 
     res = module_runner("triton_server", {"name": "triton", "namespace": namespace, "state": "absent"})
     assert res["changed"] is True
-    for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"), ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")):
+    for api_version, kind in (("apps/v1", "Deployment"), ("v1", "Service"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
+                              ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor")):
         assert getter(api_version, kind, "triton", namespace) is None, kind
     res = module_runner("triton_server", {"name": "triton", "namespace": namespace, "state": "absent"})
     assert res["changed"] is False

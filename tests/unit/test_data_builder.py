@@ -13,7 +13,10 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import Inpu
 
 
 def dataset(**extra):
-    params = {"name": "imagenet", "namespace": "data", "mounts": [{"mount_point": "s3://imagenet/", "options": {"alluxio.underfs.s3.endpoint": "http://minio:9000"}}]}
+    params = {
+        "name": "imagenet", "namespace": "data",
+        "mounts": [{"mount_point": "s3://imagenet/", "options": {"alluxio.underfs.s3.endpoint": "http://minio:9000"}}],
+    }
     params.update(extra)
     return build_fluid_dataset(params)
 
@@ -23,7 +26,9 @@ def test_dataset_and_alluxio_runtime_share_the_name():
     assert (ds["kind"], runtime["kind"]) == ("Dataset", "AlluxioRuntime")
     assert ds["metadata"]["name"] == runtime["metadata"]["name"] == "imagenet"
     assert ds["spec"]["mounts"] == [{"mountPoint": "s3://imagenet/", "options": {"alluxio.underfs.s3.endpoint": "http://minio:9000"}}]
-    assert runtime["spec"] == {"replicas": 1, "tieredstore": {"levels": [{"mediumtype": "MEM", "path": "/dev/shm", "quota": "2Gi", "high": "0.95", "low": "0.7"}]}}
+    assert runtime["spec"] == {
+        "replicas": 1, "tieredstore": {"levels": [{"mediumtype": "MEM", "path": "/dev/shm", "quota": "2Gi", "high": "0.95", "low": "0.7"}]},
+    }
 
 
 def test_credentials_become_a_secret_and_encrypt_options():
@@ -94,7 +99,8 @@ def test_plain_option_names(key):
         ({"runtime": "juicefs", "secret_name": "s", "mounts": [{"mount_point": "juicefs:///x", "encrypt_options": [{"name": "access-key"}]}]}, ["metaurl"]),
         ({"replicas": 0}, ["replicas"]),
         ({"tiered_store": [{"medium": "NVME", "path": "/x", "quota": "1Gi"}]}, ["tiered_store[0].medium"]),
-        ({"runtime": "juicefs", "secret_name": "s", "properties": {"a": "b"}, "mounts": [{"mount_point": "juicefs:///x", "encrypt_options": [{"name": "metaurl"}]}]}, ["properties"]),
+        ({"runtime": "juicefs", "secret_name": "s", "properties": {"a": "b"},
+          "mounts": [{"mount_point": "juicefs:///x", "encrypt_options": [{"name": "metaurl"}]}]}, ["properties"]),
         ({"runtime_image": "alluxio"}, ["runtime_image"]),
     ],
 )
@@ -127,7 +133,9 @@ def test_dvc_job_shape():
     container = pod["containers"][0]
     assert pod["restartPolicy"] == "Never"
     assert container["image"] == "python:3.12-slim"
-    assert container["args"] == ["--rev", "v1", "--remote", "s3store", "--remote-config", "endpointurl=http://minio:9000", "https://git/registry", "data/imagenet"]
+    assert container["args"] == [
+        "--rev", "v1", "--remote", "s3store", "--remote-config", "endpointurl=http://minio:9000", "https://git/registry", "data/imagenet",
+    ]
     env = dict((e["name"], e["value"]) for e in container["env"])
     assert env["DVC_VERSION"] == "3.67.1" and env["OUT_DIR"] == "/data/imagenet" and env["INSTALL_DVC"] == "true"
     assert container["envFrom"] == [{"secretRef": {"name": "dvc-s3"}}]

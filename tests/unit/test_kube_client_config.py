@@ -13,7 +13,10 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    subprocess.run(["openssl", "req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), "-days", "2", "-subj", "/CN=t"], check=True, capture_output=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), "-days", "2", "-subj", "/CN=t"],
+        check=True, capture_output=True,
+    )
     return d
 
 
@@ -33,7 +36,7 @@ def kubeconfig(tmp_path, pki, user=None, contexts=None, server="https://127.0.0.
 
 
 def test_kubeconfig_path_with_token(tmp_path, pki):
-    path, _ = kubeconfig(tmp_path, pki)
+    path = kubeconfig(tmp_path, pki)[0]
     cfg = config_from_params({"kubeconfig": str(path)})
     assert cfg.server == "https://127.0.0.1:6443"
     assert cfg.headers["Authorization"] == "Bearer abc"
@@ -41,7 +44,7 @@ def test_kubeconfig_path_with_token(tmp_path, pki):
 
 
 def test_kubeconfig_as_dict_and_explicit_overrides(tmp_path, pki):
-    _, doc = kubeconfig(tmp_path, pki)
+    doc = kubeconfig(tmp_path, pki)[1]
     cfg = config_from_params({"kubeconfig": doc, "host": "https://10.0.0.1:443", "api_key": "override", "validate_certs": False})
     assert cfg.server == "https://10.0.0.1:443"
     assert cfg.headers["Authorization"] == "Bearer override"
@@ -54,13 +57,13 @@ def test_missing_kubeconfig_file_is_named(tmp_path):
 
 
 def test_unknown_context_lists_available_ones(tmp_path, pki):
-    path, _ = kubeconfig(tmp_path, pki)
+    path = kubeconfig(tmp_path, pki)[0]
     with pytest.raises(ConfigError, match=r"context 'nope' not found .*available: ctx1"):
         config_from_params({"kubeconfig": str(path), "context": "nope"})
 
 
 def test_basic_auth_and_kubeconfig_env(tmp_path, pki, monkeypatch):
-    path, _ = kubeconfig(tmp_path, pki, user={"username": "admin", "password": "secret"})
+    path = kubeconfig(tmp_path, pki, user={"username": "admin", "password": "secret"})[0]
     monkeypatch.setenv("KUBECONFIG", str(path))
     cfg = config_from_params({})
     assert cfg.headers["Authorization"] == "Basic " + base64.b64encode(b"admin:secret").decode()
@@ -70,18 +73,18 @@ def test_exec_credential_plugin(tmp_path, pki):
     script = tmp_path / "cred.sh"
     script.write_text('#!/bin/sh\necho \'{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"from-exec"}}\'\n')
     script.chmod(0o755)
-    path, _ = kubeconfig(tmp_path, pki, user={"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}})
+    path = kubeconfig(tmp_path, pki, user={"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(script)}})[0]
     assert config_from_params({"kubeconfig": str(path)}).headers["Authorization"] == "Bearer from-exec"
 
 
 def test_failing_exec_plugin_is_reported(tmp_path, pki):
-    path, _ = kubeconfig(tmp_path, pki, user={"exec": {"command": "false"}})
+    path = kubeconfig(tmp_path, pki, user={"exec": {"command": "false"}})[0]
     with pytest.raises(ConfigError, match="credential plugin 'false' failed"):
         config_from_params({"kubeconfig": str(path)})
 
 
 def test_non_url_server_is_rejected(tmp_path, pki):
-    path, _ = kubeconfig(tmp_path, pki, server="127.0.0.1:6443")
+    path = kubeconfig(tmp_path, pki, server="127.0.0.1:6443")[0]
     with pytest.raises(ConfigError, match="not an http"):
         config_from_params({"kubeconfig": str(path)})
 
@@ -135,7 +138,7 @@ class ScriptedConnection:
 
 
 def scripted_client(tmp_path, pki, script):
-    path, _ = kubeconfig(tmp_path, pki)
+    path = kubeconfig(tmp_path, pki)[0]
     client = KubeClient(config_from_params({"kubeconfig": str(path)}), backoff=0.001)
     conn = ScriptedConnection(script)
     client._connect = lambda: conn

@@ -26,7 +26,9 @@ def test_known_kinds_need_no_request():
 
 
 def test_unknown_kind_discovers_its_group_version_once():
-    client = CountingClient({"/apis/example.com/v1": {"resources": [{"name": "widgets", "kind": "Widget", "namespaced": True}, {"name": "widgets/status", "kind": "Widget"}]}})
+    client = CountingClient({"/apis/example.com/v1": {"resources": [
+        {"name": "widgets", "kind": "Widget", "namespaced": True}, {"name": "widgets/status", "kind": "Widget"},
+    ]}})
     resolver = ResourceResolver(client)
     assert resolver.resolve("example.com/v1", "Widget").collection_path("a") == "/apis/example.com/v1/namespaces/a/widgets"
     resolver.resolve("example.com/v1", "Widget")

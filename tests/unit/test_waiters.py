@@ -26,12 +26,18 @@ def test_rollout_needs_observed_generation_and_available_replicas():
     assert not waiters.check_rollout(dep)[0]
     dep["status"]["availableReplicas"] = 2
     assert waiters.check_rollout(dep)[0]
-    ds = {"kind": "DaemonSet", "metadata": {"generation": 1}, "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3}}
+    ds = {
+        "kind": "DaemonSet", "metadata": {"generation": 1},
+        "status": {"observedGeneration": 1, "desiredNumberScheduled": 3, "updatedNumberScheduled": 3, "numberAvailable": 3},
+    }
     assert waiters.check_rollout(ds)[0]
 
 
 def test_job_fails_fast():
-    job = {"metadata": {"name": "j", "namespace": "n"}, "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "m"}]}}
+    job = {
+        "metadata": {"name": "j", "namespace": "n"},
+        "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "m"}]},
+    }
     with pytest.raises(WaitFailed, match="BackoffLimitExceeded"):
         waiters.check_job(job)
     job["status"]["conditions"] = [{"type": "Complete", "status": "True"}]

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-import workload  # noqa: F401  (puts the collection on sys.path)
+# Imported for its side effect: it puts the collection on sys.path.
+import workload  # noqa: F401  pylint: disable=unused-import
 import yaml
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import ApplyEngine

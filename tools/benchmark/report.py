@@ -74,7 +74,8 @@ def markdown(report):
             "",
         ]
     lines += [
-        "| Tool | Objects | First run (s) | Re-run (s) | Re-run/first | Requests/object first | Writes first | Dry-run first | Reads first | Discovery first | Requests re-run | Writes re-run | Changed by re-run |",
+        "| Tool | Objects | First run (s) | Re-run (s) | Re-run/first | Requests/object first | Writes first | Dry-run first"
+        " | Reads first | Discovery first | Requests re-run | Writes re-run | Changed by re-run |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in report["phases"]:
@@ -99,8 +100,11 @@ def markdown(report):
         )
     lines += ["", "Requests by verb (API server counters; `(dry-run)` = `dryRun=All`, nothing stored):", ""]
     lines += ["| Tool | First run | Re-run |", "|---|---|---|"]
+
+    def fmt(d):
+        return ", ".join("%s %d" % kv for kv in sorted(d.items()))
+
     for p in report["phases"]:
-        fmt = lambda d: ", ".join("%s %d" % kv for kv in sorted(d.items()))  # noqa: E731
         lines.append("| %s | %s | %s |" % (p["label"], fmt(p["first"]["requests"]["by_verb"]), fmt(p["rerun"]["requests"]["by_verb"])))
     info = report.get("gpu_node_info")
     if info:
@@ -117,7 +121,8 @@ def markdown(report):
             )
         lines += [
             "",
-            "The module's pod list is one more request; the server's pod LIST counter also counts KWOK listing the pods of each node it starts to manage, so it is not shown.",
+            "The module's pod list is one more request; the server's pod LIST counter also counts KWOK listing the pods of each node it starts to manage,"
+            " so it is not shown.",
         ]
     lines += ["", "Targets from the issue:", "", "| Target | Measured | Met |", "|---|---|---|"]
     for name, value, met in targets(report):

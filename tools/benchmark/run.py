@@ -223,7 +223,7 @@ def run_tool(kind, path, env, work):
     else:
         cmd = [shutil.which("kubectl", path=env["PATH"]) or "kubectl", "apply", "--server-side", "--field-manager=benchmark", "-f", path]
     started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     elapsed = time.monotonic() - started
     out = proc.stdout.decode("utf-8", "replace")
     if proc.returncode != 0:
@@ -284,7 +284,7 @@ def ansible_floor(work, env):
     path = os.path.join(work, "noop.yml")
     with open(path, "w") as handle:
         handle.write("- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: Nothing\n      ansible.builtin.meta: noop\n")
-    seconds = min(run_tool("ansible", path, env, work)[0] for _ in range(2))
+    seconds = min(run_tool("ansible", path, env, work)[0] for _attempt in range(2))
     log("ansible-playbook with one no-op task: %.1fs" % seconds)
     return round(seconds, 2)
 
@@ -308,7 +308,9 @@ def run_module(name, args, env):
     menv = dict(env, PYTHONPATH=workload.COLLECTIONS)
     try:
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", workload.MODULES + name, args_file], env=menv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.run(
+            [sys.executable, "-m", workload.MODULES + name, args_file], env=menv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+        )
         elapsed = time.monotonic() - started
     finally:
         os.unlink(args_file)
@@ -321,7 +323,7 @@ def run_module(name, args, env):
 
 def gpu_node_info_at_scale(client, env, repeats=3):
     runs = []
-    for _ in range(repeats):
+    for _repeat in range(repeats):
         before = scrape(client)
         elapsed, result = run_module("gpu_node_info", {}, env)
         after = scrape(client)

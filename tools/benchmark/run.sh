@@ -16,7 +16,8 @@ STATE="${BENCH_STATE_DIR:-$(mktemp -d /tmp/aiinfra-bench.XXXXXX)}"
 cd "$ROOT"
 make -s collection
 "$PY" -c "import kubernetes, matplotlib" 2>/dev/null || "$PY" -m pip install -q -r tools/benchmark/requirements.txt
-export PATH="$(bash tools/gobuild/build.sh --print-only):$PATH"
+GOBIN_DIR="$(bash tools/gobuild/build.sh --print-only)"
+export PATH="$GOBIN_DIR:$PATH"
 export AIINFRA_LOCAL_CLUSTER_DIR="$STATE" K8S_AUTH_KUBECONFIG="$STATE/kubeconfig"
 trap '"$PY" tools/local_cluster.py down --state-dir "$STATE"' EXIT
 "$PY" tools/local_cluster.py up --state-dir "$STATE"

@@ -289,7 +289,10 @@ def write(out_dir, prefix):
     kinds = {}
     for obj in objects:
         kinds[obj["kind"]] = kinds.get(obj["kind"], 0) + 1
-    dump = lambda data: yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=200)  # noqa: E731
+
+    def dump(data):
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=200)
+
     for style in ("batch", "loop"):
         with open(os.path.join(out_dir, "collection-%s.yml" % style), "w") as handle:
             handle.write("---\n" + dump(collection_playbook(prefix, style)))
