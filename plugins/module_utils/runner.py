@@ -13,6 +13,7 @@ import traceback
 
 from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.validation import check_required_if
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
 from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import (
@@ -21,7 +22,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import
     AUTH_PARAM_NAMES,
     merge_specs,
 )
-from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import KubeError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, wait_for
 
@@ -47,6 +48,9 @@ def kube_module(argument_spec, with_apply=True, **kwargs):
         kwargs.update(constraints)
     module = AnsibleModule(argument_spec=merge_specs(AUTH_ARG_SPEC, APPLY_ARG_SPEC, top, {"batch": batch_spec}), **kwargs)
     module.batch_option_names = tuple(argument_spec)
+    # Rules keyed on a shared option (required_if state=present) are checked per element in
+    # _run_batch, against the shared options and that element together.
+    module.batch_shared_rules = [rule for rule in constraints.get("required_if") or [] if rule[0] not in argument_spec]
     if module.params.get("batch") is not None:
         beside = sorted(set(basic._load_params() or {}) & set(argument_spec))
         if beside:
@@ -132,6 +136,12 @@ def _run_batch(module, client, body):
     shared = dict((k, v) for k, v in module.params.items() if k not in module.batch_option_names and k != "batch")
     elements = module.params["batch"]
     results, diffs = [], []
+    for index, element in enumerate(elements):
+        try:
+            # Elements carry every option, unset ones as None; "required" means set.
+            check_required_if(module.batch_shared_rules, dict((k, v) for k, v in dict(shared, **element).items() if v is not None))
+        except TypeError as exc:
+            raise InputError("batch[%d] %s: %s (nothing was applied)" % (index, element.get("name") or "", exc))
     module.batch_read_cache = {}
     for index, element in enumerate(elements):
         module.params.clear()

@@ -246,3 +246,15 @@ def test_missing_namespace_is_named_not_mistaken_for_a_missing_crd(module_runner
     # In check mode (a play whose namespace task did not really run) the object would be created.
     result = module_runner("resources", {"definitions": [obj]}, check_mode=True)
     assert not result.get("failed") and result["resources"][0]["action"] == "created", result
+
+
+def test_batch_checks_state_dependent_requirements_before_anything(module_runner, namespace, getter):
+    """triton_server requires model_repository with state=present: in a batch too, checked for every
+    element before the first is applied."""
+    good = {"name": "t1", "namespace": namespace, "model_repository": "gs://bucket/models"}
+    bad = {"name": "t2", "namespace": namespace}
+    result = module_runner("triton_server", {"batch": [good, bad], "wait": False})
+    assert result.get("failed") and "batch[1] t2" in result["msg"] and "model_repository" in result["msg"], result
+    assert getter("apps/v1", "Deployment", "t1", namespace) is None
+    result = module_runner("triton_server", {"batch": [good], "wait": False})
+    assert not result.get("failed") and result["changed"], result
