@@ -255,13 +255,14 @@ class ApplyEngine:
     # Writing ----------------------------------------------------------------------------
     def apply_all(self, objects, want_diff=False):
         """Apply every object in order; returns (results, diffs)."""
-        desired = []
+        planned = []
         for index, obj in enumerate(objects):
             validate_manifest(obj, index)
             obj = copy.deepcopy(obj)
+            rt = self._resolve(obj)
+            # Hash the object as sent (namespace defaulted or dropped), whichever module built it.
             obj["metadata"].setdefault("annotations", {})[self.hash_key] = applied_hash(obj)
-            desired.append(obj)
-        planned = [(self._resolve(obj), obj) for obj in desired]
+            planned.append((rt, obj))
         prefetched = self._prefetch(planned)
         current = []
         for rt, obj in planned:
