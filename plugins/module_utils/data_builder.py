@@ -18,10 +18,10 @@ import json
 import re
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.serving_builder import object_metadata
 
 FLUID_API = "data.fluid.io/v1alpha1"
 RUNTIME_KINDS = {"alluxio": "AlluxioRuntime", "juicefs": "JuiceFSRuntime"}
-MANAGED_BY = {"app.kubernetes.io/managed-by": "aiinfra.cluster"}
 DEFAULT_TIERED_STORE = [{"medium": "MEM", "path": "/dev/shm", "quota": "2Gi", "high": "0.95", "low": "0.7"}]
 # Option names that carry secrets; they belong in a Secret referenced through encryptOptions.
 _SECRET_WORDS = re.compile(r"(secret|password|passwd|token|access[-_.]?key|accesskeyid|metaurl|credential|private[-_.]?key)", re.I)
@@ -30,10 +30,6 @@ DVC_VERSION = "3.67.1"
 DVC_IMAGE = "python:3.12-slim"
 DATA_MOUNT = "/data"
 VERSION_LABEL = "aiinfra.cluster/data-version"
-
-
-def _meta(name, namespace, labels=None):
-    return {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY, **(labels or {}))}
 
 
 def looks_secret(option_name):
@@ -148,7 +144,7 @@ def build_fluid_dataset(params):
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": _meta(credentials_secret_name(params), namespace),
+                "metadata": object_metadata(credentials_secret_name(params), namespace),
                 "type": "Opaque",
                 # `data` rather than `stringData`: the server stores `data`, so a re-run compares equal and sends nothing.
                 "data": dict((k, base64.b64encode(str(v).encode("utf-8")).decode("ascii")) for k, v in params["credentials"].items()),
@@ -164,7 +160,7 @@ def build_fluid_dataset(params):
         spec["accessModes"] = list(params["access_modes"])
     if params.get("placement"):
         spec["placement"] = params["placement"]
-    objects.append({"apiVersion": FLUID_API, "kind": "Dataset", "metadata": _meta(name, namespace, params.get("labels")), "spec": spec})
+    objects.append({"apiVersion": FLUID_API, "kind": "Dataset", "metadata": object_metadata(name, namespace, params.get("labels")), "spec": spec})
 
     runtime_spec = {"replicas": replicas, "tieredstore": tiered_store(params.get("tiered_store"))}
     if runtime == "alluxio":
@@ -177,7 +173,7 @@ def build_fluid_dataset(params):
             runtime_spec["alluxioVersion"] = {"image": image, "imageTag": tag}
     elif params.get("properties"):
         raise InputError("option properties is for runtime=alluxio")
-    objects.append({"apiVersion": FLUID_API, "kind": RUNTIME_KINDS[runtime], "metadata": _meta(name, namespace), "spec": runtime_spec})
+    objects.append({"apiVersion": FLUID_API, "kind": RUNTIME_KINDS[runtime], "metadata": object_metadata(name, namespace), "spec": runtime_spec})
 
     dataload = params.get("dataload") or {}
     if dataload.get("enabled"):
@@ -190,7 +186,7 @@ def build_dataload(name, namespace, dataload):
     targets = [{"path": p} for p in dataload.get("paths") or []]
     if targets:
         spec["target"] = targets
-    return {"apiVersion": FLUID_API, "kind": "DataLoad", "metadata": _meta(dataload_name(name), namespace), "spec": spec}
+    return {"apiVersion": FLUID_API, "kind": "DataLoad", "metadata": object_metadata(dataload_name(name), namespace), "spec": spec}
 
 
 def dataload_name(name):
@@ -337,8 +333,8 @@ def build_data_version(params):
         claim = {"accessModes": list(pvc.get("access_modes") or ["ReadWriteOnce"]), "resources": {"requests": {"storage": str(pvc["size"])}}}
         if pvc.get("storage_class") is not None:
             claim["storageClassName"] = pvc["storage_class"]
-        objects.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(pvc["name"], namespace), "spec": claim})
-    job_meta = _meta(data_version_job_name(name, template), namespace, labels)
+        objects.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": object_metadata(pvc["name"], namespace), "spec": claim})
+    job_meta = object_metadata(data_version_job_name(name, template), namespace, labels)
     job_meta["annotations"] = {"aiinfra.cluster/revision": params["revision"], "aiinfra.cluster/source": source_id}
     objects.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": job_spec})
     return objects

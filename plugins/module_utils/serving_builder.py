@@ -107,7 +107,8 @@ def container_resources(resources, gpus, gpu_resource=GPU_RESOURCE, option="reso
     return out
 
 
-def _metadata(name, namespace, labels=None, annotations=None):
+def object_metadata(name, namespace, labels=None, annotations=None):
+    """metadata for an object this collection builds: always labelled as managed by it."""
     meta = {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY, **(labels or {}))}
     if annotations:
         meta["annotations"] = dict(annotations)
@@ -207,7 +208,7 @@ def build_inference_service(params):
         {
             "apiVersion": KSERVE_API,
             "kind": "InferenceService",
-            "metadata": _metadata(name, namespace, params.get("labels"), annotations),
+            "metadata": object_metadata(name, namespace, params.get("labels"), annotations),
             "spec": spec,
         }
     ]
@@ -365,11 +366,11 @@ def build_triton_server(params):
         # With an HPA the replica count belongs to the HPA; applying it here would fight it.
         deployment_spec["replicas"] = replicas
     objects = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _metadata(name, namespace, labels), "spec": deployment_spec},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_metadata(name, namespace, labels), "spec": deployment_spec},
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _metadata(name, namespace, labels),
+            "metadata": object_metadata(name, namespace, labels),
             "spec": {
                 "type": params.get("service_type") or "ClusterIP",
                 "selector": labels,
@@ -397,7 +398,7 @@ def build_triton_hpa(name, namespace, labels, autoscaling):
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(name, namespace, labels),
+        "metadata": object_metadata(name, namespace, labels),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": min_r,
@@ -413,14 +414,14 @@ def build_triton_monitor(name, namespace, labels, kind, interval):
         return {
             "apiVersion": "monitoring.coreos.com/v1",
             "kind": "ServiceMonitor",
-            "metadata": _metadata(name, namespace, labels),
+            "metadata": object_metadata(name, namespace, labels),
             "spec": {"selector": {"matchLabels": labels}, "endpoints": [endpoint]},
         }
     if kind == "pod_monitor":
         return {
             "apiVersion": "monitoring.coreos.com/v1",
             "kind": "PodMonitor",
-            "metadata": _metadata(name, namespace, labels),
+            "metadata": object_metadata(name, namespace, labels),
             "spec": {"selector": {"matchLabels": labels}, "podMetricsEndpoints": [endpoint]},
         }
     raise InputError("option monitoring=%s is unknown: use none, service_monitor or pod_monitor" % kind)
