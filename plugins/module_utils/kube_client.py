@@ -914,6 +914,9 @@ class KubeClient:
                 resp = self._send(method, url, payload, headers)
                 data = resp.read()
                 self.stats[method] = self.stats.get(method, 0) + 1
+            except ConfigError:
+                self.close()
+                raise
             except (socket.timeout, ConnectionError, http_client.HTTPException, ssl.SSLError, OSError) as exc:
                 self.close()
                 if isinstance(exc, ssl.SSLCertVerificationError):

@@ -375,7 +375,8 @@ def test_exec_plugin_gets_cluster_info_and_never_a_terminal(tmp_path, pki):
     script, log = exec_script(tmp_path, "print(json.dumps({'apiVersion': %r, 'kind': 'ExecCredential', 'status': {'token': 'x'}}))" % EXEC_V1)
     spec = {"apiVersion": EXEC_V1, "command": str(script), "interactiveMode": "IfAvailable", "provideClusterInfo": True}
     path, doc = kubeconfig(tmp_path, pki, user={"exec": spec})
-    doc["clusters"][0]["cluster"].update({"tls-server-name": "api.internal", "extensions": [{"name": "client.authentication.k8s.io/exec", "extension": {"audience": "a"}}]})
+    extension = {"name": "client.authentication.k8s.io/exec", "extension": {"audience": "a"}}
+    doc["clusters"][0]["cluster"].update({"tls-server-name": "api.internal", "extensions": [extension]})
     path.write_text(yaml.safe_dump(doc))
     config_from_params({"kubeconfig": str(path)})
     spec_sent = calls(log)[0]["spec"]
