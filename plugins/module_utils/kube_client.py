@@ -131,13 +131,21 @@ class FileTokenCredentials:
 
     def authorization(self):
         if time.time() - self._read_at >= TOKEN_FILE_REREAD:
-            self._token, self._read_at = self._read(), time.time()
+            self._reread()
         return "Bearer " + self._token
+
+    def _reread(self):
+        """A failed re-read keeps the last token (client-go does too): the file may be mid-rotation."""
+        self._read_at = time.time()
+        try:
+            self._token = self._read()
+        except ConfigError:
+            return False
+        return True
 
     def refresh(self):
         old = self._token
-        self._token, self._read_at = self._read(), time.time()
-        return self._token != old
+        return self._reread() and self._token != old
 
 
 class ExecCredentials:
@@ -313,7 +321,7 @@ class Proxy:
         self.url = url
         self.scheme = "socks5" if scheme.startswith("socks5") else "http"
         self.hostname = parts.hostname
-        self.port = parts.port or (1080 if self.scheme == "socks5" else 80)
+        self.port = parts.port or (1080 if self.scheme == "socks5" else 80)  # Go's defaults, as kubectl
         self.username = unquote(parts.username) if parts.username else None
         self.password = unquote(parts.password) if parts.password else ""
         self.what = what
