@@ -133,6 +133,9 @@ def test_kubeconfig_as_fields_reach_the_api_server(admin):
     override = KubeClient(config_from_params({"kubeconfig": kubeconfig_doc(admin, user), "impersonate_user": "carol", "impersonate_groups": ["g3"]}))
     info = whoami(override)
     assert info["username"] == "carol" and "g3" in info["groups"] and "g1" not in info["groups"]
+    options = {"impersonate_user": "dave", "impersonate_uid": "uid-9", "impersonate_extra": {"reason": ["audit"]}}
+    info = whoami(KubeClient(config_from_params(dict(options, kubeconfig=kubeconfig_doc(admin, admin_user(admin))))))
+    assert (info["username"], info["uid"], info["extra"]) == ("dave", "uid-9", {"reason": ["audit"]})
 
 
 def test_in_cluster_config_keeps_impersonation(admin, kube, namespace, cluster_rbac, tmp_path, monkeypatch):
