@@ -536,3 +536,12 @@ def test_https_proxy_and_no_proxy_from_the_environment(module_runner, admin, mon
         assert len(proxy.seen) == seen  # NO_PROXY matched: the client went direct (and the name does not resolve here)
     finally:
         proxy.close()
+
+
+def test_exec_plugin_client_certificate_is_used(admin, tmp_path):
+    status = {"clientCertificateData": open(admin["files"]["admin.crt"]).read(), "clientKeyData": open(admin["files"]["admin.key"]).read()}
+    script = tmp_path / "cert-plugin.py"
+    script.write_text("#!%s\nimport json\nprint(json.dumps(%r))\n" % (sys.executable, {"apiVersion": EXEC_V1, "kind": "ExecCredential", "status": status}))
+    script.chmod(0o755)
+    doc = kubeconfig_doc(admin, {"exec": {"apiVersion": EXEC_V1, "command": str(script), "interactiveMode": "Never"}})
+    assert whoami(KubeClient(config_from_params({"kubeconfig": doc})))["username"] == "aiinfra-admin"

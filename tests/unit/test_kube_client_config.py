@@ -1,8 +1,10 @@
 import base64
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -494,3 +496,32 @@ def test_explicit_proxy_wins_and_unsupported_schemes_fail(tmp_path, pki, monkeyp
     assert config_from_params({"kubeconfig": str(path), "proxy": "socks5://u:p@socks.local"}).connection_proxy().port == 1080
     with pytest.raises(ConfigError, match="proxy 'https://p:1' is not supported"):
         config_from_params({"kubeconfig": str(path), "proxy": "https://p:1"})
+
+
+def test_plain_http_server_through_an_http_proxy_uses_the_absolute_url():
+    """Through an HTTP proxy a plain-http server is asked with absolute-form requests (no CONNECT)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    seen = []
+
+    def answer():
+        conn = listener.accept()[0]
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += conn.recv(4096)
+        seen.append(head.decode())
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        conn.close()
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    proxy = "http://agent:pw@127.0.0.1:%d" % listener.getsockname()[1]
+    client = KubeClient(config_from_params({"host": "http://api.example:8080", "proxy": proxy, "api_key": "t"}))
+    assert client.get("/version") == {}
+    thread.join(5)
+    listener.close()
+    lines = seen[0].split("\r\n")
+    assert lines[0] == "GET http://api.example:8080/version HTTP/1.1"
+    assert "Proxy-Authorization: Basic " + base64.b64encode(b"agent:pw").decode() in lines
+    assert "Authorization: Bearer t" in lines
