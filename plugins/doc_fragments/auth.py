@@ -15,8 +15,17 @@ class ModuleDocFragment(object):
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
-      - Defaults to C(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account.
+      - Path to a kubeconfig file, several paths separated by V(:) or given as a list, or the kubeconfig itself as a dictionary.
+      - Several files are merged as C(kubectl) merges C(KUBECONFIG); the first file that defines a cluster, user, context
+        or current-context wins, and relative paths in a file are relative to that file's directory. Every file named here must exist.
+      - Defaults to C(KUBECONFIG) (files that do not exist are skipped, as C(kubectl) does), then C(~/.kube/config),
+        then the in-cluster service account.
+      - Users with C(token), C(tokenFile), client certificates, C(exec) credential plugins (re-run before
+        C(status.expirationTimestamp) and once after a 401; C(provideClusterInfo) honoured; C(interactiveMode=Always) is refused
+        because a module has no terminal) and the C(oidc) C(auth-provider) (through the Python package C(kubernetes), which
+        must then be installed) are supported. C(gcp) and C(azure) auth-providers fail naming the credential plugin to use instead.
+      - The user's C(as), C(as-uid), C(as-groups) and C(as-user-extra) impersonate as with C(kubectl); the cluster's
+        C(tls-server-name) and C(proxy-url) are honoured.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
     type: raw
   context:
@@ -32,6 +41,8 @@ options:
   api_key:
     description:
       - Bearer token for the API server. Can also be set with E(K8S_AUTH_API_KEY).
+      - Replaces the kubeconfig user's credentials (as C(kubectl --token) does), so a client certificate in the
+        kubeconfig never takes precedence over it.
     type: str
   username:
     description:
@@ -64,17 +75,36 @@ options:
     aliases: [key_file]
   proxy:
     description:
-      - HTTP(S) proxy URL through which to reach the API server. Can also be set with E(K8S_AUTH_PROXY).
+      - Proxy through which to reach the API server, V(http://[user:password@]host:port) (HTTP CONNECT) or
+        V(socks5://[user:password@]host:port). Overrides the kubeconfig cluster's C(proxy-url).
+      - Without this option or a C(proxy-url), E(HTTPS_PROXY) (E(HTTP_PROXY) for an http server) and E(NO_PROXY) are
+        honoured as C(kubectl) honours them; localhost and loopback addresses are never proxied.
+      - Can also be set with E(K8S_AUTH_PROXY).
     type: str
   impersonate_user:
     description:
-      - User to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
+      - User to impersonate, also with the in-cluster service account. Overrides the kubeconfig user's C(as).
+      - Can also be set with E(K8S_AUTH_IMPERSONATE_USER).
     type: str
   impersonate_groups:
     description:
-      - Groups to impersonate. Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS).
+      - Groups to impersonate; each is sent as its own C(Impersonate-Group) header. Needs O(impersonate_user).
+        Overrides the kubeconfig user's C(as-groups).
+      - Can also be set with E(K8S_AUTH_IMPERSONATE_GROUPS).
     type: list
     elements: str
+  impersonate_uid:
+    description:
+      - UID to impersonate (C(Impersonate-Uid)). Needs O(impersonate_user). Overrides the kubeconfig user's C(as-uid).
+      - Can also be set with E(K8S_AUTH_IMPERSONATE_UID).
+    type: str
+    version_added: 1.1.0
+  impersonate_extra:
+    description:
+      - Extra fields of the impersonated user (C(Impersonate-Extra-<key>)), a mapping of key to a list of values.
+        Needs O(impersonate_user). Overrides the kubeconfig user's C(as-user-extra).
+    type: dict
+    version_added: 1.1.0
   request_timeout:
     description:
       - Seconds to wait for one API response.

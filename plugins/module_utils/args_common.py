@@ -29,6 +29,8 @@ AUTH_ARG_SPEC = {
     "proxy": {"type": "str", "fallback": _env("PROXY")},
     "impersonate_user": {"type": "str", "fallback": _env("IMPERSONATE_USER")},
     "impersonate_groups": {"type": "list", "elements": "str", "fallback": _env("IMPERSONATE_GROUPS")},
+    "impersonate_uid": {"type": "str", "fallback": _env("IMPERSONATE_UID")},
+    "impersonate_extra": {"type": "dict"},
     "request_timeout": {"type": "int", "default": 30},
 }
 
