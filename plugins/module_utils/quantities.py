@@ -77,19 +77,14 @@ def is_quantity_field(parent_key, key):
 
 
 def same_scalar(desired, actual, parent_key=None, key=None):
-    """Equality of two scalars as the API server would judge it after normalising them: quantities
-    by value, and an integer sent as a string (a port written `"8080"`) equal to that integer."""
+    """Equality of two scalars as the API server judges them after normalising: quantities by
+    value. (Other integers need nothing: an int field given a string is rejected, and an
+    int-or-string field keeps what it was given.)"""
     if isinstance(desired, bool) or isinstance(actual, bool):
         return desired is actual
     if desired == actual:
         return True
-    if is_quantity_field(parent_key, key):
-        return same_quantity(desired, actual)
-    if isinstance(desired, str) and isinstance(actual, int):
-        return desired.strip() == str(actual)
-    if isinstance(desired, int) and isinstance(actual, str):
-        return str(desired) == actual.strip()
-    return False
+    return is_quantity_field(parent_key, key) and same_quantity(desired, actual)
 
 
 def normalise_quantities(obj, parent_key=None):

@@ -1,6 +1,7 @@
 """A second run sends no write, for every module that applies objects, with quantities and ints
-written in forms the API server normalises (GPU count as an int, `cpu: 0.5`, `memory: 1024Mi`,
-ports as strings). The server, not the test, decides the canonical form."""
+written in forms the API server normalises (GPU count as an int, `cpu: 0.5`, `memory: 1024Mi`;
+ports as strings where module options take them). The server, not the test, decides the
+canonical form. (Raw manifests with a string in an integer field are rejected by the server.)"""
 
 import pytest
 
@@ -102,6 +103,7 @@ def test_training_job(module_runner, namespace, getter):
             "cpu": "0.5",
             "memory": "1024Mi",
             "shm_size": "1024Mi",
+            "rdzv_port": "29400",
             "wait": False,
         },
     )
@@ -155,7 +157,7 @@ def test_resources(module_runner, namespace, wait):
     container = {
         "name": "web",
         "image": "registry.local/web:1",
-        "ports": [{"containerPort": "8080", "name": "http"}],
+        "ports": [{"containerPort": 8080, "name": "http"}],
         "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"}, "limits": {"nvidia.com/gpu": 1, "memory": "1.5Gi"}},
     }
     definitions = [
@@ -164,7 +166,7 @@ def test_resources(module_runner, namespace, wait):
             "kind": "Deployment",
             "metadata": {"name": "web", "namespace": namespace},
             "spec": {
-                "replicas": "1",
+                "replicas": 1,
                 "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [container]}},
             },
@@ -173,7 +175,7 @@ def test_resources(module_runner, namespace, wait):
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "web", "namespace": namespace},
-            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": "80", "targetPort": "http"}]},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
         },
         {
             "apiVersion": "v1",
