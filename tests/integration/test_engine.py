@@ -535,3 +535,16 @@ def test_batch_wait_failure_names_the_element_and_keeps_the_others_applied(modul
     assert result.get("failed") and result["msg"].startswith("batch[1] #1: Deployment %s/stuck not ready after 5s" % namespace), result["msg"]
     assert "(all 2 elements were applied)" in result["msg"]
     assert getter("apps/v1", "Deployment", "ok", namespace) is not None
+
+
+def test_batch_of_a_module_that_reads_after_its_wait(module_runner, namespace):
+    """triton_server reads the Service's EndpointSlices once its Deployment has rolled out: in a
+    batch, each element still finishes with its own waited objects and endpoints."""
+    names = ["tr-%d" % index for index in range(3)]
+    elements = [{"name": name, "namespace": namespace, "model_repository": "s3://models/%s" % name, "gpus": 1, "replicas": 1} for name in names]
+    result = module_runner("triton_server", {"batch": elements, "wait_timeout": 90})
+    assert result.get("failed") is not True, result.get("msg")
+    for name, element in zip(names, result["batch"]):
+        deployment_result = next(r for r in element["resources"] if r["kind"] == "Deployment")
+        assert deployment_result["name"] == name and deployment_result["object"]["status"]["availableReplicas"] == 1
+        assert len(element["endpoints"]["ready_addresses"]) == 1, element["endpoints"]
