@@ -40,6 +40,8 @@ options:
         cannot also be set next to O(batch).
       - One run reuses one connection and one list per kind and namespace, where a loop starts a module process
         per item. Results are returned per element in RV(batch).
+      - Every element is applied before any of them is waited for; then all are waited for together, against one
+        O(wait_timeout) counted from the moment the last element was applied.
     type: list
     elements: dict
   wait:
@@ -49,7 +51,10 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait. On timeout the module fails with the last status and the object's recent Events.
+      - Seconds to wait, for all the objects of one run together (not per object). On timeout the module fails
+        with the last status and the object's recent Events.
+      - With O(state=present), an object that is being deleted (held by a finalizer) is waited for, up to this
+        long, and then created again; with O(wait=false) the module fails naming the finalizers instead.
     type: int
     default: 300
   delete_propagation:

@@ -21,10 +21,16 @@ import re
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, InputError, KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import PERMANENT_500_MARKERS
+from ansible_collections.aiinfra.cluster.plugins.module_utils.quantities import normalise_quantities, same_scalar
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
+from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import wait_for
 
 FIELD_MANAGER = "aiinfra.cluster"
 HASH_ANNOTATION = "aiinfra.cluster/applied-hash"
+# The recipe of applied_hash(); stored with the digest ("v2-<digest>") so that a later recipe can
+# tell an object applied by an earlier release (then the live fields decide, see _already_applied).
+# 1 (unversioned, a bare digest): 1.0.x; 2: quantities in one normal form.
+HASH_VERSION = 2
 
 
 def hash_annotation(field_manager):
@@ -66,29 +72,37 @@ def redact_secret(obj):
 
 
 def applied_hash(obj):
-    """Stable hash of what we apply; stored on the object so a later run can tell that a field
-    was dropped from the desired state (a subset check alone cannot). Secret values are left
-    out (only their keys count): a value change still shows up in the subset check."""
+    """Stable hash of what we apply, as "v<HASH_VERSION>-<digest>"; stored on the object so a later
+    run can tell that a field was dropped from the desired state (a subset check alone cannot).
+    Secret values are left out (only their keys count): a value change still shows up in the
+    subset check. Quantities count by value: `500m` and `0.5` hash the same."""
     clean = redact_secret(copy.deepcopy(obj))
     _pop_hashes((clean.get("metadata") or {}).get("annotations", {}))
-    return hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:20]
+    clean = normalise_quantities(clean)
+    digest = hashlib.sha256(json.dumps(clean, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:20]
+    return "v%d-%s" % (HASH_VERSION, digest)
 
 
-def is_subset(desired, actual):
-    """True when every field in `desired` has the same value in `actual`."""
+def hash_version(value):
+    """The recipe version of a stored hash: 1 for the bare digests of 1.0.x."""
+    match = re.match(r"^v([0-9]+)-", value or "")
+    return int(match.group(1)) if match else 1
+
+
+def is_subset(desired, actual, parent_key=None, key=None):
+    """True when every field in `desired` has the same value in `actual`, judging scalars the way
+    the API server normalises them (quantities by value, integers sent as strings)."""
     if isinstance(desired, dict):
         if not isinstance(actual, dict):
             return False
-        return all(k in actual and is_subset(v, actual[k]) for k, v in desired.items())
+        return all(k in actual and is_subset(v, actual[k], key, k) for k, v in desired.items())
     if isinstance(desired, list):
         if not isinstance(actual, list) or len(desired) != len(actual):
             return False
-        return all(is_subset(d, a) for d, a in zip(desired, actual))
-    if isinstance(desired, bool) or isinstance(actual, bool):
-        return desired is actual
-    if isinstance(desired, (int, float)) and isinstance(actual, (int, float)):
-        return desired == actual
-    return desired == actual
+        return all(is_subset(d, a, parent_key, key) for d, a in zip(desired, actual))
+    if isinstance(actual, (dict, list)):
+        return False
+    return same_scalar(desired, actual, parent_key, key)
 
 
 def project(actual, template):
@@ -183,8 +197,13 @@ def format_api_error(exc, obj, action):
 class ApplyEngine:
     """Applies and deletes lists of objects; one instance per module run."""
 
-    def __init__(self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False, validate_first=True, read_cache=None):
+    def __init__(
+        self, client, field_manager=FIELD_MANAGER, force_conflicts=False, check_mode=False, validate_first=True, read_cache=None, terminating_timeout=0
+    ):
         self.client = client
+        # How long state=present waits for an object that is being deleted to go before
+        # re-creating it; 0 fails at once, naming the finalizers that hold it.
+        self.terminating_timeout = terminating_timeout
         # Shared by the bundles of one `batch` run: (apiVersion, kind, namespace) -> {name: object},
         # so N bundles of one kind cost one list instead of N reads.
         self.read_cache = read_cache
@@ -269,11 +288,17 @@ class ApplyEngine:
             meta = obj["metadata"]
             key = (rt.api_version, rt.kind, meta.get("namespace"), meta["name"])
             current.append(prefetched[key] if key in prefetched else self.get(rt, meta["name"], meta.get("namespace")))
+        warnings = {}
+        for index, ((rt, obj), existing) in enumerate(zip(planned, current)):
+            if existing is not None and (existing.get("metadata") or {}).get("deletionTimestamp"):
+                current[index], warnings[index] = self._await_deletion(rt, obj, existing)
         if self.validate_first and not self.check_mode:
             self._preflight(planned, current)
         results, diffs = [], []
-        for (rt, obj), existing in zip(planned, current):
+        for index, ((rt, obj), existing) in enumerate(zip(planned, current)):
             result = self.apply_one(rt, obj, existing)
+            if warnings.get(index):
+                result["warning"] = warnings[index]
             results.append(result)
             if want_diff and result["changed"]:
                 diffs.append(
@@ -285,6 +310,25 @@ class ApplyEngine:
                     }
                 )
         return results, diffs
+
+    def _await_deletion(self, rt, obj, existing):
+        """An object being deleted is not present: applying to it would report it unchanged (or
+        updated) while it goes. Wait for it to go, then it is created anew. Returns (the object
+        as it stands now, a warning)."""
+        meta = existing.get("metadata") or {}
+        held = "%s is being deleted (finalizers: %s)" % (object_ref(obj), ", ".join(meta.get("finalizers") or []) or "none")
+        if self.check_mode:
+            return None, held + "; it would be created again once it is gone"
+        if not self.terminating_timeout:
+            raise KubeError(held + "; run again once it is gone, or set wait: true to wait for it (up to wait_timeout) and create it again")
+        if self.read_cache is not None:
+            self.read_cache.pop((rt.api_version, rt.kind, obj["metadata"].get("namespace")), None)
+        try:
+            wait_for(self.client, rt, obj["metadata"]["name"], obj["metadata"].get("namespace"), {"type": "deleted", "uid": meta.get("uid")},
+                     timeout=self.terminating_timeout)
+        except KubeError:
+            raise KubeError(held + "; it was still there after %ss (wait_timeout)" % self.terminating_timeout)
+        return None, held + "; created again after it was gone"
 
     def _preflight(self, planned, current):
         """Dry-run every object that will be written before writing any, so that an object the
@@ -349,13 +393,23 @@ class ApplyEngine:
         return dict(base, changed=changed, action=action, object=strip_server_fields(applied))
 
     def _already_applied(self, obj, existing):
-        annotations = (existing.get("metadata") or {}).get("annotations") or {}
-        if annotations.get(self.hash_key) != obj["metadata"]["annotations"][self.hash_key]:
+        stored = ((existing.get("metadata") or {}).get("annotations") or {}).get(self.hash_key)
+        wanted = obj["metadata"]["annotations"][self.hash_key]
+        if stored is None:
+            return False
+        # A hash of another recipe (written by an earlier release) cannot be compared: then the
+        # live object holding every desired field is enough, so that upgrading the collection
+        # does not rewrite a whole fleet once. The next real change writes the current recipe.
+        if hash_version(stored) == HASH_VERSION and stored != wanted:
             return False
         managers = (existing.get("metadata") or {}).get("managedFields") or []
         if not any(m.get("manager") == self.field_manager and m.get("operation") == "Apply" for m in managers):
             return False
-        return is_subset(obj, existing)
+        desired = copy.deepcopy(obj)
+        desired["metadata"]["annotations"].pop(self.hash_key)
+        if not desired["metadata"]["annotations"]:
+            desired["metadata"].pop("annotations")
+        return is_subset(desired, existing)
 
     def delete_all(self, objects, propagation_policy="Foreground", want_diff=False):
         """Delete every object (in reverse order, dependents first); absent objects are not changes."""
@@ -368,7 +422,21 @@ class ApplyEngine:
             namespace = meta.get("namespace") or ("default" if rt.namespaced else None)
             base = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "namespace": namespace}
             try:
-                gone = self.client.delete(
+                live = self.client.get(rt.item_path(meta["name"], namespace))
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise KubeError(format_api_error(exc, obj, "delete"), status=exc.status)
+                live = None
+            if live is None:
+                # Either the object or its whole kind (CRD removed) is gone: nothing to delete.
+                results.append(dict(base, changed=False, action="absent"))
+                continue
+            if (live.get("metadata") or {}).get("deletionTimestamp"):
+                # Already on its way out: deleting it again changes nothing.
+                results.append(dict(base, changed=False, action="terminating"))
+                continue
+            try:
+                self.client.delete(
                     rt.item_path(meta["name"], namespace),
                     query={"dryRun": "All" if self.check_mode else None},
                     body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": propagation_policy},
@@ -381,7 +449,7 @@ class ApplyEngine:
                 raise KubeError(format_api_error(exc, obj, "delete"), status=exc.status)
             results.append(dict(base, changed=True, action="deleted"))
             if want_diff:
-                before = _diff_view(gone if isinstance(gone, dict) and gone.get("kind") == obj["kind"] else obj, obj)
+                before = _diff_view(live, obj)
                 diffs.append({"before_header": object_ref(obj), "after_header": object_ref(obj) + " (absent)", "before": before or {}, "after": {}})
         results.reverse()
         return results, diffs

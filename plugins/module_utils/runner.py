@@ -9,13 +9,15 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import threading
+import time
 import traceback
 
 from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_required_if
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
+from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine, strip_server_fields
 from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import (
     APPLY_ARG_SPEC,
     AUTH_ARG_SPEC,
@@ -24,7 +26,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import
 )
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
-from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, wait_for
+from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, checkpoint, set_batch, wait_deadline, wait_for
 
 BATCH_CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
 
@@ -78,35 +80,41 @@ def run_bundle(module, client, objects, waits=None):
     """Apply (state=present) or delete (state=absent) `objects` as one bundle.
 
     `waits` maps an object's index to a wait spec; by default each kind's DEFAULT_WAITS is used.
-    Returns the result dict (changed, resources, diff)."""
+    The bundle's waits share one wait_timeout. Returns the result dict (changed, resources, diff)."""
     params = module.params
+    timeout = params.get("wait_timeout", 300)
     engine = ApplyEngine(
         client,
         field_manager=params.get("field_manager") or FIELD_MANAGER,
         force_conflicts=params.get("force_conflicts", False),
         check_mode=module.check_mode,
         read_cache=getattr(module, "batch_read_cache", None),
+        terminating_timeout=timeout if params.get("wait") else 0,
     )
     want_diff = bool(module._diff)
-    if params.get("state", "present") == "absent":
+    absent = params.get("state", "present") == "absent"
+    if absent:
         results, diffs = engine.delete_all(objects, propagation_policy=params.get("delete_propagation", "Foreground"), want_diff=want_diff)
-        if params.get("wait") and not module.check_mode:
-            for res in results:
-                if res["action"] == "deleted":
-                    rt = engine.resolver.resolve(res["apiVersion"], res["kind"])
-                    wait_for(client, rt, res["name"], res["namespace"], {"type": "deleted"}, timeout=params.get("wait_timeout", 300))
     else:
         results, diffs = engine.apply_all(objects, want_diff=want_diff)
-        if params.get("wait") and not module.check_mode:
-            for index, res in enumerate(results):
-                spec = (waits or {}).get(index, DEFAULT_WAITS.get(res["kind"]))
-                if not spec:
-                    continue
-                rt = engine.resolver.resolve(res["apiVersion"], res["kind"])
-                res["object"] = wait_for(client, rt, res["name"], res["namespace"], spec, timeout=params.get("wait_timeout", 300))
     result = {"changed": any(r["changed"] for r in results), "resources": results}
     if want_diff:
         result["diff"] = diffs
+    if not params.get("wait") or module.check_mode:
+        return result
+    checkpoint(result)
+    deadline = wait_deadline(timeout)
+    for index, res in enumerate(results):
+        if absent:
+            spec = {"type": "deleted"} if res["action"] in ("deleted", "terminating") else None
+        else:
+            spec = (waits or {}).get(index, DEFAULT_WAITS.get(res["kind"]))
+        if not spec:
+            continue
+        rt = engine.resolver.resolve(res["apiVersion"], res["kind"])
+        waited = wait_for(client, rt, res["name"], res["namespace"], spec, timeout=timeout, deadline=deadline)
+        if not absent:
+            res["object"] = strip_server_fields(waited)
     return result
 
 
@@ -131,11 +139,10 @@ def execute(module, body):
 
 
 def _run_batch(module, client, body):
-    """Run `body` once per element of `batch` on the shared client; module.params is updated in
-    place because modules keep a reference to it."""
+    """Run `body` once per element of `batch` on the shared client: every element is applied
+    before any of them waits, then all wait together against one deadline (see _Batch)."""
     shared = dict((k, v) for k, v in module.params.items() if k not in module.batch_option_names and k != "batch")
     elements = module.params["batch"]
-    results, diffs = [], []
     for index, element in enumerate(elements):
         try:
             # Elements carry every option, unset ones as None; "required" means set.
@@ -143,28 +150,159 @@ def _run_batch(module, client, body):
         except TypeError as exc:
             raise InputError("batch[%d] %s: %s (nothing was applied)" % (index, element.get("name") or "", exc))
     module.batch_read_cache = {}
-    for index, element in enumerate(elements):
+    try:
+        results = _Batch(module, client, body, [dict(shared, batch=None, **element) for element in elements]).run()
+    finally:
+        module.batch_read_cache = None
         module.params.clear()
         module.params.update(shared)
-        module.params.update(element)
-        module.params["batch"] = None
-        try:
-            result = body(client)
-        except KubeError as exc:
-            label = element.get("name") or "#%d" % index
-            done = " (elements before it were applied)" if index else ""
-            exc.msg = "batch[%d] %s: %s%s" % (index, label, exc.msg, done)
-            exc.details["batch"] = results
-            raise
+        module.params["batch"] = elements
+    diffs = []
+    for result in results:
         diffs.extend(result.pop("diff", None) or [])
-        results.append(result)
-    module.params.clear()
-    module.params.update(shared)
-    module.params["batch"] = elements
     out = {"changed": any(r.get("changed") for r in results), "batch": results}
     if module._diff:
         out["diff"] = diffs
     return out
+
+
+class _Abandoned(BaseException):
+    """Ends an element's thread when another element failed (not an Exception: module code
+    that catches errors must not swallow it)."""
+
+
+class _Batch:
+    """Runs each element's body in a thread of its own, but only one thread at a time (it holds
+    the turn), so module code stays sequential and module.params holds the running element's
+    options. An element gives up its turn where it starts waiting (waiters.checkpoint) and
+    whenever a wait sleeps (waiters.pause). First every element runs up to its first wait, so
+    all are applied (and read, from the shared list cache) before any waits; then the waiting
+    elements take turns at their polls, all against one deadline counted from that moment, and
+    every body finishes with its own result (waited objects, summaries) as if run alone."""
+
+    MAIN = -1
+
+    def __init__(self, module, client, body, element_params):
+        self.module, self.client, self.body = module, client, body
+        self.params = element_params
+        self.count = len(element_params)
+        self.turn = self.MAIN
+        self.cond = threading.Condition()
+        self.local = threading.local()
+        self.results = [None] * self.count
+        self.applied = [None] * self.count
+        self.errors = [None] * self.count
+        self.done = [False] * self.count
+        self.wake = [None] * self.count  # monotonic time to resume a sleeping element
+        self.waiting = False  # False while elements are being applied
+        self.wait_start = None
+        self.abandon = False
+        self.threads = []
+
+    # Called from element threads (through waiters) -------------------------------------
+    def checkpoint(self, applied=None):
+        if applied is not None:
+            self.applied[self.local.index] = applied
+        if not self.waiting:
+            self._give_turn(time.monotonic())
+
+    def pause(self, seconds):
+        self._give_turn(time.monotonic() + seconds)
+
+    def _give_turn(self, wake):
+        index = self.local.index
+        with self.cond:
+            self.wake[index] = wake
+            self.params[index] = dict(self.module.params)
+            self.turn = self.MAIN
+            self.cond.notify_all()
+            self._await_turn(index)
+
+    def _await_turn(self, index):
+        while self.turn != index:
+            self.cond.wait()
+        if self.abandon:
+            raise _Abandoned()
+
+    def _thread(self, index):
+        self.local.index = index
+        set_batch(self)
+        with self.cond:
+            try:
+                self._await_turn(index)
+            except _Abandoned:
+                self.done[index] = True
+                self.turn = self.MAIN
+                self.cond.notify_all()
+                return
+        try:
+            self.results[index] = self.body(self.client)
+        except BaseException as exc:  # pylint: disable=broad-except
+            self.errors[index] = exc  # raised again from the main thread
+        with self.cond:
+            self.done[index] = True
+            self.turn = self.MAIN
+            self.cond.notify_all()
+
+    # Main thread ----------------------------------------------------------------------
+    def _run_element(self, index):
+        """Give `index` the turn until it gives it back (or finishes); raise its error."""
+        with self.cond:
+            self.module.params.clear()
+            self.module.params.update(self.params[index])
+            self.turn = index
+            self.cond.notify_all()
+            while self.turn != self.MAIN:
+                self.cond.wait()
+        error = self.errors[index]
+        if error is None or isinstance(error, _Abandoned):
+            return
+        if isinstance(error, KubeError):
+            label = self.params[index].get("name") or "#%d" % index
+            if self.waiting:
+                done = " (all %d elements were applied)" % self.count if self.count > 1 else ""
+            else:
+                done = " (elements before it were applied)" if index else ""
+            error.msg = "batch[%d] %s: %s%s" % (index, label, error.msg, done)
+            error.details["batch"] = [self.results[i] or self.applied[i] for i in range(self.count) if i != index and (self.results[i] or self.applied[i])]
+        raise error
+
+    def run(self):
+        try:
+            for index in range(self.count):
+                thread = threading.Thread(target=self._thread, args=(index,), name="batch-%d" % index)
+                thread.daemon = True
+                thread.start()
+                self.threads.append(thread)
+                self._run_element(index)
+            # Everything is applied: reads from here on must be fresh, and the waits start.
+            if self.module.batch_read_cache is not None:
+                self.module.batch_read_cache.clear()
+            self.module.batch_read_cache = None
+            self.waiting = True
+            self.wait_start = time.monotonic()
+            while not all(self.done):
+                index = min((i for i in range(self.count) if not self.done[i]), key=lambda i: self.wake[i] or 0)
+                delay = (self.wake[index] or 0) - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                self._run_element(index)
+        finally:
+            self._abandon_all()
+        return self.results
+
+    def _abandon_all(self):
+        """Let every element still parked end its thread (after a failure, or normally none)."""
+        self.abandon = True
+        for index in range(len(self.threads)):
+            if not self.done[index]:
+                with self.cond:
+                    self.turn = index
+                    self.cond.notify_all()
+                    while self.turn != self.MAIN:
+                        self.cond.wait()
+        for thread in self.threads:
+            thread.join(5)
 
 
 def _stats(client):

@@ -15,6 +15,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.quantities import check_quantity
 
 KSERVE_API = "serving.kserve.io/v1beta1"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
@@ -32,15 +33,6 @@ TRITON_MODEL_MOUNT = "/models"
 TRITON_OBJECT_SCHEMES = ("s3://", "gs://", "as://")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-# Kubernetes resource.Quantity syntax; caught here because the API server answers a bad quantity
-# in a built-in kind with a bare 500 "failed to convert" rather than a field error.
-_QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
-
-
-def check_quantity(value, option):
-    if not _QUANTITY.match(str(value)):
-        raise InputError("option %s is %r, not a Kubernetes quantity (for example 500m, 2, 8Gi)" % (option, value))
-    return str(value)
 
 
 def _check_replicas(prefix, min_replicas, max_replicas, allow_zero_min=True):

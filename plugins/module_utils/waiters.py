@@ -3,7 +3,9 @@
 # Apache License 2.0 (see LICENSE)
 """Readiness waits that understand each resource: named conditions, field values
 (status.phase, status.state), workload rollouts and Job completion (failing fast on Failed).
+A status counts only once its controller has observed the object's current generation.
 A timeout reports the last status and the object's recent Events, never a bare "timed out".
+Deadlines use the monotonic clock: a wall-clock step (NTP) neither ends nor stretches a wait.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -11,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import threading
 import time
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, WaitFailed, WaitTimeout
@@ -37,10 +40,26 @@ def find_condition(obj, cond_type):
     return None
 
 
+def stale_generation(obj, cond=None):
+    """Why the status (or one condition) describes an earlier spec, or None. Only kinds whose
+    controller reports observedGeneration can be told; after an UPDATE their previous Ready=True
+    must not count."""
+    generation = (obj.get("metadata") or {}).get("generation")
+    if not isinstance(generation, int):
+        return None
+    for where, observed in (("status", (obj.get("status") or {}).get("observedGeneration")), ("condition", (cond or {}).get("observedGeneration"))):
+        if isinstance(observed, int) and observed < generation:
+            return "controller has observed generation %d, not %d yet (%s is from before the last change)" % (observed, generation, where)
+    return None
+
+
 # Each check returns (done, why_not); terminal failures raise WaitFailed.
 def check_condition(obj, spec):
     cond = find_condition(obj, spec["condition"])
     want = str(spec.get("status", "True"))
+    stale = stale_generation(obj, cond)
+    if stale:
+        return False, stale
     if cond is not None and str(cond.get("status")) == want:
         return True, None
     if cond is None:
@@ -49,6 +68,9 @@ def check_condition(obj, spec):
 
 
 def check_field(obj, spec):
+    stale = stale_generation(obj)
+    if stale:
+        return False, stale
     value = get_path(obj, spec["path"])
     if value is not None and str(value) == str(spec["value"]):
         return True, None
@@ -67,18 +89,51 @@ def check_rollout(obj, spec=None):
     if kind == "DaemonSet":
         want = status.get("desiredNumberScheduled", 0)
         updated, available = status.get("updatedNumberScheduled", 0), status.get("numberAvailable", 0)
+        if ((obj.get("spec") or {}).get("updateStrategy") or {}).get("type") == "OnDelete":
+            updated = want  # pods take a new template only when deleted: available is the end state
         if updated >= want and available >= want:
             return True, None
         return False, "%d/%d pods updated, %d available" % (updated, want, available)
+    if kind == "StatefulSet":
+        return check_statefulset(obj)
     want = (obj.get("spec") or {}).get("replicas", 1)
-    updated = status.get("updatedReplicas", 0)
-    ready_key = "readyReplicas" if kind == "StatefulSet" else "availableReplicas"
-    ready = status.get(ready_key, 0)
-    if kind == "StatefulSet" and status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
-        return False, "revision %s still rolling out" % status.get("updateRevision")
+    updated, ready = status.get("updatedReplicas", 0), status.get("availableReplicas", 0)
+    progressing = find_condition(obj, "Progressing") or {}
+    if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
+        # The controller itself gave up (spec.progressDeadlineSeconds): waiting on cannot help.
+        raise WaitFailed(
+            "%s %s/%s: ProgressDeadlineExceeded: %s" % (kind, meta.get("namespace"), meta.get("name"), progressing.get("message")),
+            last_status=status,
+        )
     if updated >= want and ready >= want and status.get("replicas", 0) <= want:
         return True, None
-    return False, "%d/%d replicas updated, %d %s" % (updated, want, ready, "ready" if kind == "StatefulSet" else "available")
+    return False, "%d/%d replicas updated, %d available" % (updated, want, ready)
+
+
+def check_statefulset(obj):
+    """As `kubectl rollout status`: every replica ready, and then: RollingUpdate with a partition
+    is done once the pods at or above the partition run the new revision (those below keep the
+    old one by design); OnDelete is done when the replicas are ready, because pods take the new
+    template only when someone deletes them."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    want = spec.get("replicas", 1)
+    ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
+    if ready < want:
+        return False, "%d/%d replicas ready" % (ready, want)
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return True, None
+    partition = (strategy.get("rollingUpdate") or {}).get("partition") or 0
+    if partition:
+        need = max(want - partition, 0)
+        if updated >= need:
+            return True, None
+        return False, "%d/%d pods at or above partition %d updated" % (updated, need, partition)
+    if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+        return False, "revision %s still rolling out (%d/%d replicas updated)" % (status.get("updateRevision"), updated, want)
+    if updated < want:
+        return False, "%d/%d replicas updated" % (updated, want)
+    return True, None
 
 
 def check_job(obj, spec=None):
@@ -111,17 +166,54 @@ DEFAULT_WAITS = {
 }
 
 
+def operands_rolled_out(client, policy):
+    """The GPU Operator's ClusterPolicy reports no observedGeneration, so its `ready` may still
+    describe the spec before a `helm upgrade`: also require every DaemonSet it owns (in the
+    operator namespace it reports) to have rolled out its current generation."""
+    namespace = (policy.get("status") or {}).get("namespace")
+    uid = (policy.get("metadata") or {}).get("uid")
+    path = "/apis/apps/v1/namespaces/%s/daemonsets" % path_quote(namespace) if namespace else "/apis/apps/v1/daemonsets"
+    try:
+        items = (client.get(path) or {}).get("items") or []
+    except ApiError as exc:
+        return False, "cannot list the operand DaemonSets: %s" % exc.msg
+    for ds in items:
+        if not any(ref.get("uid") == uid for ref in (ds.get("metadata") or {}).get("ownerReferences") or []):
+            continue
+        ds.setdefault("kind", "DaemonSet")
+        done, why = check_rollout(ds)
+        if not done:
+            return False, "operand DaemonSet %s/%s: %s" % (ds["metadata"].get("namespace"), ds["metadata"]["name"], why)
+    return True, None
+
+
+EXTRA_CHECKS = {"ClusterPolicy": operands_rolled_out}
+
+
+def _event_time(event):
+    series = event.get("series") or {}
+    return (
+        series.get("lastObservedTime") or event.get("lastTimestamp") or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp") or ""
+    )
+
+
 def recent_events(client, obj, limit=8):
-    """The object's newest Events as short lines, best effort."""
+    """This object's newest Events (by uid: not those of an earlier object of the same name),
+    newest first, as short lines; best effort."""
     meta = obj.get("metadata") or {}
-    selector = "involvedObject.name=%s,involvedObject.kind=%s" % (meta.get("name"), obj.get("kind"))
+    if meta.get("uid"):
+        selector = "involvedObject.uid=%s" % meta["uid"]
+    else:
+        selector = "involvedObject.name=%s,involvedObject.kind=%s" % (meta.get("name"), obj.get("kind"))
     path = "/api/v1/namespaces/%s/events" % path_quote(meta["namespace"]) if meta.get("namespace") else "/api/v1/events"
     try:
-        items = (client.get(path, query={"fieldSelector": selector}) or {}).get("items") or []
+        # The list limit bounds the response for an object with a storm of Events.
+        items = (client.get(path, query={"fieldSelector": selector, "limit": 500}) or {}).get("items") or []
     except ApiError:
         return []
-    items.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
-    return ["%s %s: %s" % (e.get("type"), e.get("reason"), e.get("message")) for e in items[-limit:]]
+    items.sort(key=_event_time, reverse=True)
+    return ["%s %s: %s" % (e.get("type"), e.get("reason"), e.get("message")) for e in items[:limit]]
 
 
 def pod_failure_summary(client, namespace, selector, tail_lines=20):
@@ -174,9 +266,51 @@ def stuck_pod_summary(client, obj):
     return None
 
 
-def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None):
-    """Poll until `spec` holds; returns the last object. Raises WaitTimeout / WaitFailed."""
-    deadline = time.time() + timeout
+# A `batch` run installs its scheduler here, per element thread (see runner._Batch): a wait then
+# gives way to the other elements while it sleeps, and its deadline counts from the batch's
+# common start of waiting.
+_batch = threading.local()
+
+
+def set_batch(scheduler):
+    _batch.scheduler = scheduler
+
+
+def _scheduler():
+    return getattr(_batch, "scheduler", None)
+
+
+def checkpoint(applied=None):
+    """Where an element's waiting begins: in a batch, it stops here until every element has been
+    applied. `applied` is what the element has applied so far (for the report if another fails)."""
+    scheduler = _scheduler()
+    if scheduler is not None:
+        scheduler.checkpoint(applied)
+
+
+def pause(seconds):
+    """Sleep between polls; in a batch, the other elements' waits poll meanwhile."""
+    scheduler = _scheduler()
+    if scheduler is not None:
+        scheduler.pause(seconds)
+    else:
+        time.sleep(seconds)
+
+
+def wait_deadline(timeout):
+    """The monotonic deadline of a wait of `timeout` seconds starting now; in a batch, counted
+    from the moment every element had been applied, so all elements share one deadline."""
+    scheduler = _scheduler()
+    start = scheduler.wait_start if scheduler is not None and scheduler.wait_start is not None else time.monotonic()
+    return start + timeout
+
+
+def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None, deadline=None):
+    """Poll until `spec` holds; returns the last object. Raises WaitTimeout / WaitFailed.
+    `deadline` (monotonic) lets waits in sequence share one wait_timeout."""
+    checkpoint()
+    if deadline is None:
+        deadline = wait_deadline(timeout)
     interval, last, why = 0.1, None, None
     kind_check = CHECKS[spec["type"]] if spec["type"] != "deleted" else None
     path = rt.item_path(name, namespace)
@@ -189,12 +323,17 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None):
             if kind_check is None:
                 return None
             last, why = None, "object does not exist"
+        if last is not None and kind_check is None and spec.get("uid") and (last.get("metadata") or {}).get("uid") != spec["uid"]:
+            return None  # gone, and another object of that name already took its place
         if last is not None:
             if kind_check is None:
                 why = "still exists (deletionTimestamp %s)" % (last.get("metadata") or {}).get("deletionTimestamp")
             else:
                 try:
                     done, why = kind_check(last, spec)
+                    extra = EXTRA_CHECKS.get(last.get("kind"))
+                    if done and extra is not None:
+                        done, why = extra(client, last)
                 except WaitFailed as exc:
                     if last.get("kind") == "Job":
                         exc.details["failed_pod"] = pod_failure_summary(client, namespace, "batch.kubernetes.io/job-name=%s" % name)
@@ -203,11 +342,15 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None):
                             exc.msg += "; pod %s: %s" % (pod["pod"], pod["reason"])
                             if pod.get("log_tail"):
                                 exc.msg += "; log tail:\n" + pod["log_tail"]
+                    elif spec["type"] == "rollout":
+                        stuck = stuck_pod_summary(client, last)
+                        if stuck:
+                            exc.msg += "; " + stuck
                     exc.details.setdefault("events", recent_events(client, last))
                     raise
                 if done:
                     return last
-        if time.time() >= deadline:
+        if time.monotonic() >= deadline:
             ref = "%s %s%s" % (rt.kind, (namespace + "/") if namespace else "", name)
             events = recent_events(client, last) if last else []
             msg = "%s not ready after %ss: %s" % (ref, timeout, why)
@@ -215,7 +358,7 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None):
             if stuck:
                 msg += "; " + stuck
             if events:
-                msg += "; recent events: " + " | ".join(events)
+                msg += "; recent events (newest first): " + " | ".join(events)
             raise WaitTimeout(msg, last_status=(last or {}).get("status"), events=events)
-        (sleep or time.sleep)(interval)
+        (sleep or pause)(min(interval, max(deadline - time.monotonic(), 0.01)))
         interval = min(interval * 2, 2.0)

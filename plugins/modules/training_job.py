@@ -379,7 +379,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.training_builder i
     training_outcome,
     training_timings,
 )
-from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import pod_failure_summary, recent_events, wait_for
+from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import pause, pod_failure_summary, recent_events, wait_for
 
 VOLUME_OPTIONS = {
     "claim_name": {"type": "str"},
@@ -496,7 +496,7 @@ def wait_for_training(module, client, obj):
             if events:
                 msg += "; recent events: " + " | ".join(events)
             raise WaitTimeout(msg, last_status=last.get("status"), events=events)
-        time.sleep(interval)
+        pause(interval)  # in a batch, the other elements poll meanwhile
         interval = min(interval * 2, 2.0)
 
 

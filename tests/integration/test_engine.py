@@ -4,6 +4,9 @@ import json
 import os
 import socket
 import threading
+import time
+
+import pytest
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 
@@ -258,3 +261,290 @@ def test_batch_checks_state_dependent_requirements_before_anything(module_runner
     assert getter("apps/v1", "Deployment", "t1", namespace) is None
     result = module_runner("triton_server", {"batch": [good], "wait": False})
     assert not result.get("failed") and result["changed"], result
+
+
+# Objects being deleted -------------------------------------------------------------------------
+def _merge_patch(kube, path, body):
+    return kube.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+
+def _terminating_configmap(kube, module_runner, namespace):
+    """cm, applied by the module, then deleted while a finalizer (held by someone else) keeps it."""
+    module_runner("resources", {"definitions": [configmap(namespace)]})
+    path = "/api/v1/namespaces/%s/configmaps/cm" % namespace
+    _merge_patch(kube, path, {"metadata": {"finalizers": ["example.com/hold"]}})
+    kube.delete(path)
+    held = kube.get(path)
+    assert held["metadata"].get("deletionTimestamp"), held
+    return path, held["metadata"]["uid"]
+
+
+def test_object_being_deleted_is_not_reported_present(module_runner, kube, namespace):
+    path, old_uid = _terminating_configmap(kube, module_runner, namespace)
+    # Without waiting: a clear failure naming the finalizer, nothing written.
+    result = module_runner("resources", {"definitions": [configmap(namespace)], "wait": False})
+    assert result.get("failed") and "ConfigMap %s/cm is being deleted (finalizers: example.com/hold)" % namespace in result["msg"], result
+    assert "PATCH" not in result["api_requests"]
+    # Waiting, bounded by wait_timeout: still held, so it fails saying so.
+    result = module_runner("resources", {"definitions": [configmap(namespace)], "wait_timeout": 2})
+    assert result.get("failed") and "is being deleted" in result["msg"] and "still there after 2s" in result["msg"], result
+    # state=absent on an object already on its way out changes nothing.
+    gone = module_runner("resources", {"definitions": [configmap(namespace)], "state": "absent", "wait": False})
+    assert gone["changed"] is False and gone["resources"][0]["action"] == "terminating", gone
+    assert "DELETE" not in gone["api_requests"]
+
+    # Waiting: once the finalizer's holder lets go, the object is created again.
+    release = threading.Timer(2.0, lambda: _merge_patch(kube, path, {"metadata": {"finalizers": None}}))
+    release.start()
+    try:
+        result = module_runner("resources", {"definitions": [configmap(namespace)], "wait_timeout": 30})
+    finally:
+        release.join()
+    assert result.get("failed") is not True, result.get("msg")
+    res = result["resources"][0]
+    assert result["changed"] and res["action"] == "created" and "is being deleted" in res["warning"], res
+    assert kube.get(path)["metadata"]["uid"] != old_uid
+
+
+# The applied-hash recipe -----------------------------------------------------------------------
+def test_older_hash_recipe_with_the_desired_fields_gets_no_write(module_runner, kube, namespace, getter):
+    """An object applied by an earlier release (a bare, unversioned digest) already holding the
+    desired fields is left alone: upgrading the collection rewrites nothing."""
+    obj = deployment(namespace)
+    obj["metadata"]["annotations"] = {"aiinfra.cluster/applied-hash": "0123456789abcdef0123"}
+    path = "/apis/apps/v1/namespaces/%s/deployments/web" % namespace
+    kube.apply_patch(path, obj, "aiinfra.cluster")
+    result = module_runner("resources", {"definitions": [deployment(namespace)], "wait": False})
+    assert result["changed"] is False and "PATCH" not in result["api_requests"], result
+    # A real change still goes out, with the current recipe.
+    result = module_runner("resources", {"definitions": [deployment(namespace, replicas=2)], "wait": False})
+    assert result["changed"] is True and result["api_requests"]["PATCH"] == 1
+    stored = getter("apps/v1", "Deployment", "web", namespace)["metadata"]["annotations"]["aiinfra.cluster/applied-hash"]
+    assert stored.startswith("v2-"), stored
+
+
+# Waits -----------------------------------------------------------------------------------------
+def isvc(namespace, storage="gs://bucket/model"):
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {"name": "m", "namespace": namespace},
+        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage}}},
+    }
+
+
+def test_ready_of_an_earlier_generation_does_not_pass_the_wait(module_runner, namespace, status_patcher, getter):
+    module_runner("resources", {"definitions": [isvc(namespace)], "wait": False})
+    ready = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    status_patcher("serving.kserve.io/v1beta1", "InferenceService", "m", namespace, ready)
+    # An UPDATE: the spec is generation 2, the controller still reports Ready for generation 1.
+    result = module_runner("resources", {"definitions": [isvc(namespace, "gs://bucket/model-v2")], "wait_timeout": 3})
+    assert result.get("failed") and "observed generation 1, not 2" in result["msg"], result
+    assert getter("serving.kserve.io/v1beta1", "InferenceService", "m", namespace)["metadata"]["generation"] == 2
+    status_patcher("serving.kserve.io/v1beta1", "InferenceService", "m", namespace, dict(ready, observedGeneration=2))
+    result = module_runner("resources", {"definitions": [isvc(namespace, "gs://bucket/model-v2")], "wait_timeout": 10})
+    assert result.get("failed") is not True, result.get("msg")
+
+
+CLUSTER_POLICY_SPEC = dict(
+    (key, {}) for key in ("daemonsets", "dcgm", "dcgmExporter", "devicePlugin", "driver", "gfd", "nodeStatusExporter", "operator", "toolkit")
+)
+
+
+def test_cluster_policy_ready_needs_its_operands_rolled_out(module_runner, kube, namespace, status_patcher):
+    name = "cp-" + namespace[-5:]
+    policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": name}, "spec": CLUSTER_POLICY_SPEC}
+    created = module_runner("resources", {"definitions": [policy], "wait": False})
+    assert created.get("failed") is not True, created.get("msg")
+    try:
+        uid = kube.get("/apis/nvidia.com/v1/clusterpolicies/%s" % name)["metadata"]["uid"]
+        # Simulated operator: state ready (from before the upgrade), and an operand DaemonSet whose
+        # new generation cannot roll out (its pods ask for more GPUs than any node has).
+        status_patcher("nvidia.com/v1", "ClusterPolicy", name, None, {"state": "ready", "namespace": namespace})
+        operand = {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": namespace,
+                         "ownerReferences": [{"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "name": name, "uid": uid, "controller": True}]},
+            "spec": {
+                "selector": {"matchLabels": {"app": "dp"}},
+                "template": {
+                    "metadata": {"labels": {"app": "dp"}},
+                    "spec": {
+                        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [{"name": "dp", "image": "registry.local/dp:2", "resources": {"limits": {"nvidia.com/gpu": "1000"}}}],
+                    },
+                },
+            },
+        }
+        kube.apply_patch("/apis/apps/v1/namespaces/%s/daemonsets/%s" % (namespace, operand["metadata"]["name"]), operand, "simulated-gpu-operator")
+        result = module_runner("resources", {"definitions": [policy], "wait_timeout": 4})
+        assert result.get("failed") and "operand DaemonSet %s/nvidia-device-plugin-daemonset" % namespace in result["msg"], result
+        operand["spec"]["template"]["spec"]["containers"][0]["resources"] = {}
+        kube.apply_patch("/apis/apps/v1/namespaces/%s/daemonsets/%s" % (namespace, operand["metadata"]["name"]), operand, "simulated-gpu-operator")
+        result = module_runner("resources", {"definitions": [policy], "wait_timeout": 60})
+        assert result.get("failed") is not True, result.get("msg")
+    finally:
+        kube.delete("/apis/nvidia.com/v1/clusterpolicies/%s" % name)
+
+
+def test_deployment_fails_fast_on_progress_deadline(module_runner, namespace):
+    dep = deployment(namespace, gpus=100)
+    dep["spec"]["progressDeadlineSeconds"] = 2
+    started = time.monotonic()
+    result = module_runner("resources", {"definitions": [dep], "wait_timeout": 120})
+    took = time.monotonic() - started
+    assert result.get("failed") and "ProgressDeadlineExceeded" in result["msg"], result
+    assert "Insufficient nvidia.com/gpu" in result["msg"], result["msg"]
+    assert took < 40, took
+
+
+def statefulset(namespace, image, partition=None, strategy="RollingUpdate"):
+    update = {"type": strategy}
+    if partition is not None:
+        update["rollingUpdate"] = {"partition": partition}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": namespace},
+        "spec": {
+            "replicas": 2,
+            "serviceName": "db",
+            "updateStrategy": update,
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "db", "image": image}]}},
+        },
+    }
+
+
+@pytest.mark.parametrize("strategy,partition", [("RollingUpdate", 2), ("OnDelete", None)])
+def test_statefulset_partition_and_on_delete_do_not_wait_forever(module_runner, namespace, strategy, partition):
+    first = module_runner("resources", {"definitions": [statefulset(namespace, "registry.local/db:1", partition, strategy)], "wait_timeout": 60})
+    assert first.get("failed") is not True, first.get("msg")
+    # A new template that, by the strategy's design, no pod takes yet.
+    result = module_runner("resources", {"definitions": [statefulset(namespace, "registry.local/db:2", partition, strategy)], "wait_timeout": 15})
+    assert result.get("failed") is not True, result.get("msg")
+    status = result["resources"][0]["object"]["status"]
+    assert status["currentRevision"] != status["updateRevision"] and status["readyReplicas"] == 2
+
+
+def _event(namespace, name, uid, reason, seconds_ago):
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "%s.%s" % (name, reason.lower()), "namespace": namespace},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name, "namespace": namespace, "uid": uid},
+        "reason": reason,
+        "message": reason + " happened",
+        "type": "Warning",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
+def test_timeout_events_are_this_objects_newest_first(module_runner, kube, namespace):
+    module_runner("resources", {"definitions": [deployment(namespace, gpus=100)], "wait": False})
+    uid = kube.get("/apis/apps/v1/namespaces/%s/deployments/web" % namespace)["metadata"]["uid"]
+    events = "/api/v1/namespaces/%s/events" % namespace
+    # An earlier Deployment of the same name (another uid) left an Event behind.
+    kube.request("POST", events, body=_event(namespace, "web", "00000000-0000-0000-0000-000000000000", "EarlierObject", 30))
+    kube.request("POST", events, body=_event(namespace, "web", uid, "OlderOne", 600))
+    kube.request("POST", events, body=_event(namespace, "web", uid, "NewerOne", 1))
+    result = module_runner("resources", {"definitions": [deployment(namespace, gpus=100)], "wait_timeout": 3})
+    assert result.get("failed") and "not ready after 3s" in result["msg"], result
+    assert "EarlierObject" not in result["msg"], result["msg"]
+    reasons = [line.split(":")[0] for line in result["events"]]
+    assert "Warning NewerOne" in reasons and "Warning OlderOne" in reasons, reasons
+    assert reasons.index("Warning NewerOne") < reasons.index("Warning OlderOne"), reasons
+    assert len(result["events"]) <= 8
+
+
+# batch: apply everything, then wait for everything ----------------------------------------------
+def test_batch_applies_every_element_before_waiting_and_waits_once(module_runner, kube, namespace):
+    count, min_ready = 5, 4
+    elements = []
+    for index in range(count):
+        dep = deployment(namespace, name="web-%d" % index)
+        dep["spec"]["minReadySeconds"] = min_ready  # each rollout takes at least this long
+        elements.append({"definitions": [dep]})
+    started = time.monotonic()
+    result = module_runner("resources", {"batch": elements, "wait_timeout": 60})
+    took = time.monotonic() - started
+    assert result.get("failed") is not True, result.get("msg")
+    assert all(r["resources"][0]["object"]["status"]["availableReplicas"] == 1 for r in result["batch"]), result["batch"]
+    # One after the other this takes count x min_ready = 20 s at the least.
+    assert took < count * min_ready * 0.6, took
+    created = sorted(
+        kube.get("/apis/apps/v1/namespaces/%s/deployments/web-%d" % (namespace, index))["metadata"]["creationTimestamp"] for index in range(count)
+    )
+    # Every Deployment was written before the first one had rolled out (timestamps in seconds).
+    first, last = [time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) for stamp in (created[0], created[-1])]
+    assert last - first < min_ready, created
+
+
+def test_batch_reads_no_state_from_before_a_wait(module_runner, kube, namespace, getter):
+    """Element 0 waits (until the test releases it). Element 2's write must already have happened
+    by then: every element is read and applied before any waits, so no element is judged from a
+    list read before another element's wait (element 1, deleted during that wait, was judged
+    unchanged when it still existed; with reads reused after the wait it would have been judged
+    unchanged while gone)."""
+    module_runner("resources", {"definitions": [configmap(namespace, "cm1"), configmap(namespace, "cm2")]})
+    cm_path = "/api/v1/namespaces/%s/configmaps/%s" % (namespace, "%s")
+    seen = {}
+
+    def operator():
+        deadline = time.monotonic() + 30
+        while getter("v1", "ConfigMap", "cm0", namespace) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            if (getter("v1", "ConfigMap", "cm2", namespace) or {}).get("data") == {"a": "2"}:
+                seen["cm2_written_before_wait_ended"] = True
+                break
+            time.sleep(0.1)
+        kube.delete(cm_path % "cm1")
+        _merge_patch(kube, cm_path % "cm0", {"metadata": {"labels": {"go": "yes"}}})
+
+    thread = threading.Thread(target=operator)
+    thread.start()
+    try:
+        result = module_runner(
+            "resources",
+            {
+                "batch": [
+                    {"definitions": [configmap(namespace, "cm0")], "wait_for": {"field": "metadata.labels.go", "value": "yes"}},
+                    {"definitions": [configmap(namespace, "cm1")]},
+                    {"definitions": [configmap(namespace, "cm2", data={"a": "2"})]},
+                ],
+                "wait_timeout": 40,
+            },
+        )
+    finally:
+        thread.join()
+    assert result.get("failed") is not True, result.get("msg")
+    assert seen.get("cm2_written_before_wait_ended"), "element 2 was applied only after element 0's wait"
+    assert [r["resources"][0]["action"] for r in result["batch"]] == ["created", "unchanged", "updated"]
+
+
+def test_batch_wait_failure_names_the_element_and_keeps_the_others_applied(module_runner, namespace, getter):
+    elements = [{"definitions": [deployment(namespace, name="ok")]}, {"definitions": [deployment(namespace, name="stuck", gpus=100)]}]
+    result = module_runner("resources", {"batch": elements, "wait_timeout": 5})
+    assert result.get("failed") and result["msg"].startswith("batch[1] #1: Deployment %s/stuck not ready after 5s" % namespace), result["msg"]
+    assert "(all 2 elements were applied)" in result["msg"]
+    assert getter("apps/v1", "Deployment", "ok", namespace) is not None
+
+
+def test_batch_of_a_module_that_reads_after_its_wait(module_runner, namespace):
+    """triton_server reads the Service's EndpointSlices once its Deployment has rolled out: in a
+    batch, each element still finishes with its own waited objects and endpoints."""
+    names = ["tr-%d" % index for index in range(3)]
+    elements = [{"name": name, "namespace": namespace, "model_repository": "s3://models/%s" % name, "gpus": 1, "replicas": 1} for name in names]
+    result = module_runner("triton_server", {"batch": elements, "wait_timeout": 90})
+    assert result.get("failed") is not True, result.get("msg")
+    for name, element in zip(names, result["batch"]):
+        deployment_result = next(r for r in element["resources"] if r["kind"] == "Deployment")
+        assert deployment_result["name"] == name and deployment_result["object"]["status"]["availableReplicas"] == 1
+        assert len(element["endpoints"]["ready_addresses"]) == 1, element["endpoints"]

@@ -75,3 +75,43 @@ def test_validation_message_shows_field_paths():
     msg = engine.format_api_error(exc, {"kind": "Deployment", "metadata": {"name": "d", "namespace": "ns"}}, "apply")
     assert "spec.replicas: must be >= 0" in msg
     assert "Deployment ns/d rejected" in msg
+
+
+def pod_template(limits):
+    return {"spec": {"template": {"spec": {"containers": [{"name": "c", "resources": {"limits": limits}}]}}}}
+
+
+@pytest.mark.parametrize(
+    "desired,served",
+    [
+        ({"nvidia.com/gpu": 1}, {"nvidia.com/gpu": "1"}),
+        ({"cpu": 0.5}, {"cpu": "500m"}),
+        ({"cpu": "0.5"}, {"cpu": "500m"}),
+        ({"cpu": "1000m"}, {"cpu": "1"}),
+        ({"memory": "1024Mi"}, {"memory": "1Gi"}),
+        ({"memory": "1.5Gi"}, {"memory": "1536Mi"}),
+        ({"memory": "1e3"}, {"memory": "1k"}),
+    ],
+)
+def test_subset_compares_quantities_the_way_the_server_normalises_them(desired, served):
+    assert engine.is_subset(pod_template(desired), pod_template(served))
+
+
+def test_subset_still_sees_a_changed_quantity_and_leaves_other_strings_alone():
+    assert not engine.is_subset(pod_template({"cpu": "0.5"}), pod_template({"cpu": "600m"}))
+    assert not engine.is_subset(pod_template({"memory": "1Gi"}), pod_template({"memory": "1G"}))
+    # An env value is a string the server keeps as given: "0.5" and "500m" differ there.
+    env = {"env": [{"name": "RATIO", "value": "0.5"}]}
+    assert not engine.is_subset(env, {"env": [{"name": "RATIO", "value": "500m"}]})
+    # Outside quantity fields a string stays a string: an int-or-string port "8080" is not 8080.
+    assert not engine.is_subset({"ports": [{"targetPort": "8080"}]}, {"ports": [{"targetPort": 8080}]})
+    assert not engine.is_subset({"a": True}, {"a": "true"})
+
+
+def test_applied_hash_is_versioned_and_counts_quantities_by_value():
+    a = dict(pod_template({"cpu": 0.5, "memory": "1024Mi"}), kind="Deployment", metadata={"name": "n"})
+    b = dict(pod_template({"cpu": "500m", "memory": "1Gi"}), kind="Deployment", metadata={"name": "n"})
+    assert engine.applied_hash(a) == engine.applied_hash(b)
+    assert engine.applied_hash(a).startswith("v%d-" % engine.HASH_VERSION)
+    assert engine.hash_version(engine.applied_hash(a)) == engine.HASH_VERSION
+    assert engine.hash_version("0123456789abcdef0123") == 1  # the bare digests of 1.0.x
