@@ -17,7 +17,7 @@ description:
     Git repository into a directory of a PVC, and waits for it to complete.
   - The Job's name carries a hash of its pod template, so re-running with the same revision finds the same
     completed Job and changes nothing; a new revision runs a new Job, and the Jobs of other revisions of this
-    O(name) are removed once it succeeded (with O(wait=false), as soon as it is created). None is kept: a kept
+    O(name) are removed once it succeeded (with O(wait=false), as soon as it is created). None is kept, as a kept
     Job of an earlier revision would make a later switch back to that revision look already done while the claim
     holds another revision.
   - A failed Job fails the task at once with the failed pod's reason and log tail (when the kubelet serves logs).

@@ -27,7 +27,7 @@ description:
   - Finished jobs are removed after O(ttl_seconds_after_finished), which also removes their pods.
     The run itself is remembered in a ConfigMap C(<name>-training-record) in the job's namespace (labelled
     C(aiinfra.cluster/training-record=true), no owner, so it outlives the job), keyed by a hash of the job's
-    spec: it is written when the job is created and updated when the module sees the outcome. A later run with
+    spec; it is written when the job is created and updated when the module sees the outcome. A later run with
     the same options whose job is gone does not train again; it reports the recorded outcome and when it
     completed, with C(changed=false). Set O(rerun=true), change an option, or delete the record to train again.
 options:
@@ -572,10 +572,18 @@ def remember(module, client, result, main_obj, digest, obj):
         # Only what cannot change while it runs, so that a re-run during training writes nothing.
         state, reason, timings = "running", None, {"start_time": (obj.get("metadata") or {}).get("creationTimestamp")}
     record = build_run_record(module.params, main_obj, digest, state, reason, timings)
-    applied, _diffs = _engine(module, client).apply_all([record])
-    applied[0].pop("object", None)
-    result["resources"].append(applied[0])
-    result["changed"] = result["changed"] or applied[0]["changed"]
+    applied, diffs = _engine(module, client).apply_all([record], want_diff=bool(module._diff))
+    entry = applied[0]
+    entry.pop("object", None)
+    # One entry for the record, however often this run wrote it (created, then its outcome).
+    for earlier in [r for r in result["resources"] if (r["kind"], r["name"]) == (entry["kind"], entry["name"])]:
+        result["resources"].remove(earlier)
+        if earlier["changed"]:
+            entry.update(changed=True, action="created" if earlier["action"] == "created" else "updated")
+    result["resources"].append(entry)
+    result["changed"] = result["changed"] or entry["changed"]
+    if module._diff:
+        result.setdefault("diff", []).extend(diffs)
 
 
 def remembered_run(module, client, main_obj, digest):

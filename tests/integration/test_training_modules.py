@@ -352,7 +352,9 @@ def test_operator_backend_run_is_remembered_too(module_runner, getter, namespace
             "replicaStatuses": {},
             "startTime": now,
             "completionTime": now,
-            "conditions": [{"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded", "message": "done", "lastUpdateTime": now, "lastTransitionTime": now}],
+            "conditions": [
+                {"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded", "message": "done", "lastUpdateTime": now, "lastTransitionTime": now}
+            ],
         },
     )
     seen = module_runner("training_job", args)

@@ -137,10 +137,11 @@ def test_superseded_dataloads_are_ours_for_this_dataset_only():
         labels = {"app.kubernetes.io/managed-by": "aiinfra.cluster"} if managed else {}
         return {"metadata": {"name": name, "labels": labels}, "spec": {"dataset": {"name": dataset_name, "namespace": "data"}}}
 
-    listing = [load("imagenet-warmup"), load("imagenet-warmup-aaaa"), load("imagenet-warmup-bbbb"), load("other-warmup-cccc", "other"), load("hand-made", managed=False)]
+    ours = ["imagenet-warmup", "imagenet-warmup-aaaa", "imagenet-warmup-bbbb"]
+    listing = [load(n) for n in ours] + [load("other-warmup-cccc", "other"), load("hand-made", managed=False)]
     refs = superseded_dataloads(listing, "imagenet", "data", keep="imagenet-warmup-bbbb")
     assert [r["metadata"] for r in refs] == [{"name": "imagenet-warmup", "namespace": "data"}, {"name": "imagenet-warmup-aaaa", "namespace": "data"}]
-    assert [r["metadata"]["name"] for r in superseded_dataloads(listing, "imagenet", "data")] == ["imagenet-warmup", "imagenet-warmup-aaaa", "imagenet-warmup-bbbb"]
+    assert [r["metadata"]["name"] for r in superseded_dataloads(listing, "imagenet", "data")] == ours
 
 
 # DVC ------------------------------------------------------------------------------------
