@@ -641,7 +641,7 @@ def clear_finished(module, client, main_obj):
     results, _diffs = engine.delete_all([main_obj], propagation_policy="Foreground")
     if not module.check_mode:
         wait_for(client, rt, params["name"], params["namespace"], {"type": "deleted"}, timeout=params["wait_timeout"])
-    return results
+    return [r for r in results if r["changed"]]
 
 
 def main():
@@ -695,8 +695,10 @@ def main():
                 if pod and not (pod.get("log_tail") or "").strip():
                     pod["log_tail"] = None
                     exc.msg += " (log tail unavailable: the node's kubelet served no logs for the pod)"
-                failed = client.get(ResourceResolver(client).resolve(main_obj["apiVersion"], main_obj["kind"]).item_path(params["name"], params["namespace"]))
-                remember(module, client, result, main_obj, digest, failed)
+                engine = _engine(module, client)
+                failed = engine.get(engine.resolver.resolve(main_obj["apiVersion"], main_obj["kind"]), params["name"], params["namespace"])
+                if failed is not None:
+                    remember(module, client, result, main_obj, digest, failed)
                 raise
             remember(module, client, result, main_obj, digest, last)
         state, reason = training_outcome(last) if last.get("status") else ("pending", None)

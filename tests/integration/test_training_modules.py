@@ -209,6 +209,17 @@ def test_job_failure_fails_fast_with_pod_reason(module_runner, kube, namespace):
     assert result["failed_pod"]["pod"] == pod["metadata"]["name"]
     assert result["failed_pod"]["log_tail"] is None and "log tail unavailable" in result["msg"]
 
+    # The failure is remembered too: once the Job is gone, a re-run reports it instead of training again.
+    record = kube.get("/api/v1/namespaces/%s/configmaps/oom-training-record" % namespace)
+    assert record["data"]["state"] == "failed" and "BackoffLimitExceeded" in record["data"]["reason"]
+    kube.delete("/apis/batch/v1/namespaces/%s/jobs/oom" % namespace, body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
+    deadline = time.time() + 30
+    while time.time() < deadline and kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"]:
+        time.sleep(0.2)
+    again = module_runner("training_job", args)
+    assert again["failed"] is True and "already ran and failed" in again["msg"] and "rerun: true" in again["msg"], again["msg"]
+    assert kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"] == []
+
 
 def test_operator_backends_accepted_by_crd_schemas(module_runner, getter, namespace, status_patcher):
     common = {"namespace": namespace, "script": "/w/train.py", "wait": False, "checkpoint": {"claim_name": "ckpt"}}
