@@ -685,7 +685,9 @@ def main():
             training["rendezvous_endpoint"] = rendezvous_endpoint(params)
         last = result["resources"][-1].get("object") or {}
         waited = None
-        if not module.check_mode:
+        finished = last.get("status") and training_outcome(last)[0] != "running"
+        if not module.check_mode and not (params["wait"] and finished):
+            # Recorded before the wait, so that a run cut short (task timeout, cancelled job) is remembered.
             remember(module, client, result, main_obj, digest, last)
         if params["wait"] and not module.check_mode:
             try:
