@@ -18,7 +18,7 @@ import json
 import re
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
-from ansible_collections.aiinfra.cluster.plugins.module_utils.serving_builder import object_metadata
+from ansible_collections.aiinfra.cluster.plugins.module_utils.serving_builder import MANAGED_BY, object_metadata
 
 FLUID_API = "data.fluid.io/v1alpha1"
 RUNTIME_KINDS = {"alluxio": "AlluxioRuntime", "juicefs": "JuiceFSRuntime"}
@@ -30,6 +30,8 @@ DVC_VERSION = "3.67.1"
 DVC_IMAGE = "python:3.12-slim"
 DATA_MOUNT = "/data"
 VERSION_LABEL = "aiinfra.cluster/data-version"
+# Which Dataset a DataLoad made by this collection warms: superseded loads are found by it.
+DATALOAD_LABEL = "aiinfra.cluster/dataload-of"
 
 
 def looks_secret(option_name):
@@ -182,19 +184,39 @@ def build_fluid_dataset(params):
 
 
 def build_dataload(name, namespace, dataload):
+    """A DataLoad named by what it loads: Fluid runs a DataLoad once, so a changed load is a new one."""
     spec = {"dataset": {"name": name, "namespace": namespace}, "loadMetadata": bool(dataload.get("load_metadata", True))}
     targets = [{"path": p} for p in dataload.get("paths") or []]
     if targets:
         spec["target"] = targets
-    return {"apiVersion": FLUID_API, "kind": "DataLoad", "metadata": object_metadata(dataload_name(name), namespace), "spec": spec}
+    meta = object_metadata(dataload_name(name, spec), namespace, {DATALOAD_LABEL: name})
+    return {"apiVersion": FLUID_API, "kind": "DataLoad", "metadata": meta, "spec": spec}
 
 
-def dataload_name(name):
-    return "%s-warmup" % name
+def dataload_name(name, spec):
+    """<name>-warmup-<hash of the load spec>; Fluid names the loader Job after it, so it stays short."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:8]
+    return "%s-warmup-%s" % (name[:40].rstrip("-"), digest)
+
+
+def superseded_dataloads(listing, name, namespace, keep=None):
+    """Delete references for the DataLoads this collection made for Dataset `name` other than `keep`:
+    the ones of earlier load specs, and the fixed-name <name>-warmup of releases before 1.1.0."""
+    out = []
+    for item in listing or []:
+        meta, spec = item.get("metadata") or {}, item.get("spec") or {}
+        dataset = spec.get("dataset") or {}
+        labels = meta.get("labels") or {}
+        if not all(labels.get(k) == v for k, v in MANAGED_BY.items()) or meta.get("name") == keep:
+            continue
+        if dataset.get("name") == name and (dataset.get("namespace") or namespace) == namespace:
+            out.append({"apiVersion": FLUID_API, "kind": "DataLoad", "metadata": {"name": meta["name"], "namespace": namespace}})
+    return sorted(out, key=lambda ref: ref["metadata"]["name"])
 
 
 def fluid_dataset_ref_objects(params):
-    """What state=absent deletes: the module's own Secret (if it made one), the Dataset, runtime and DataLoad."""
+    """What state=absent deletes besides the Dataset's DataLoads (found by label): the module's own
+    Secret (if it made one), the Dataset and the runtime."""
     name, namespace = params["name"], params.get("namespace") or "default"
     runtime = params.get("runtime") or "alluxio"
     objects = []
@@ -202,7 +224,6 @@ def fluid_dataset_ref_objects(params):
         objects.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": credentials_secret_name(params), "namespace": namespace}})
     objects.append({"apiVersion": FLUID_API, "kind": "Dataset", "metadata": {"name": name, "namespace": namespace}})
     objects.append({"apiVersion": FLUID_API, "kind": RUNTIME_KINDS[runtime], "metadata": {"name": name, "namespace": namespace}})
-    objects.append({"apiVersion": FLUID_API, "kind": "DataLoad", "metadata": {"name": dataload_name(name), "namespace": namespace}})
     return objects
 
 
@@ -272,7 +293,7 @@ def build_data_version(params):
     pvc = params.get("pvc") or {}
     if not pvc.get("name"):
         raise InputError("option pvc.name is required (the claim the data is written to)")
-    for option in ("backoff_limit", "active_deadline_seconds"):
+    for option in ("backoff_limit", "active_deadline_seconds", "ttl_seconds_after_finished"):
         if params.get(option) is not None and params[option] < 0:
             raise InputError("option %s cannot be negative" % option)
 
@@ -328,6 +349,8 @@ def build_data_version(params):
     job_spec = {"backoffLimit": 2 if backoff is None else backoff, "template": template}
     if params.get("active_deadline_seconds"):
         job_spec["activeDeadlineSeconds"] = params["active_deadline_seconds"]
+    if params.get("ttl_seconds_after_finished") is not None:
+        job_spec["ttlSecondsAfterFinished"] = params["ttl_seconds_after_finished"]
     objects = []
     if pvc.get("size"):
         claim = {"accessModes": list(pvc.get("access_modes") or ["ReadWriteOnce"]), "resources": {"requests": {"storage": str(pvc["size"])}}}

@@ -13,6 +13,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.istio_builder impo
 
 DCGM_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless"
 DCGM_PORT = 9400
+POD_RESOURCES_DIR = "/var/lib/kubelet/pod-resources"
 # The GPU Operator's own exporter: DaemonSet/Service nvidia-dcgm-exporter, pods labelled so.
 GPU_OPERATOR_EXPORTER_LABEL = "app=nvidia-dcgm-exporter"
 TENSORBOARD_IMAGE = "tensorflow/tensorflow:2.21.0"
@@ -45,14 +46,21 @@ def build_dcgm_exporter(params):
     if not node_selector:
         raise InputError("option node_selector must not be empty: the exporter must run on GPU nodes only (default nvidia.com/gpu.present=true)")
     interval = params.get("scrape_interval") or "15s"
+    pod_resources = params.get("pod_resources", True)
     env = [
         {"name": "DCGM_EXPORTER_LISTEN", "value": ":%d" % DCGM_PORT},
         # Adds namespace/pod/container labels through the kubelet's pod-resources socket.
-        {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"},
+        {"name": "DCGM_EXPORTER_KUBERNETES", "value": "true" if pod_resources else "false"},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        # The exporter requests no nvidia.com/gpu: these ask the NVIDIA runtime for every GPU and the
+        # driver libraries (NVML) it monitors them with.
+        {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"},
+        {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
     ]
-    volumes = [{"name": "pod-resources", "hostPath": {"path": "/var/lib/kubelet/pod-resources", "type": "Directory"}}]
-    mounts = [{"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True}]
+    volumes, mounts = [], []
+    if pod_resources:
+        volumes.append({"name": "pod-resources", "hostPath": {"path": POD_RESOURCES_DIR, "type": "Directory"}})
+        mounts.append({"name": "pod-resources", "mountPath": POD_RESOURCES_DIR, "readOnly": True})
     objects = []
     if params.get("metrics_csv"):
         objects.append(
@@ -66,26 +74,18 @@ def build_dcgm_exporter(params):
         volumes.append({"name": "metrics", "configMap": {"name": "%s-metrics" % name}})
         mounts.append({"name": "metrics", "mountPath": "/etc/dcgm-exporter/custom", "readOnly": True})
         env.append({"name": "DCGM_EXPORTER_COLLECTORS", "value": "/etc/dcgm-exporter/custom/dcgm-metrics.csv"})
-    if params.get("profiling_metrics", True):
-        # DCGM_FI_PROF_* (tensor/DRAM activity) need SYS_ADMIN; nothing else is added.
-        security = {
-            "runAsUser": 0,
-            "runAsNonRoot": False,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]},
-        }
-    else:
-        security = {"runAsUser": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    security = dcgm_security_context(params.get("profiling_metrics", True), pod_resources)
     container = {
         "name": "exporter",
         "image": params.get("image") or DCGM_IMAGE,
         "env": env,
         "ports": [{"name": "metrics", "containerPort": DCGM_PORT, "protocol": "TCP"}],
         "securityContext": security,
-        "volumeMounts": mounts,
         "livenessProbe": {"httpGet": {"path": "/health", "port": DCGM_PORT}, "initialDelaySeconds": 45, "periodSeconds": 10},
         "readinessProbe": {"httpGet": {"path": "/health", "port": DCGM_PORT}, "initialDelaySeconds": 15, "periodSeconds": 10},
     }
+    if mounts:
+        container["volumeMounts"] = mounts
     if params.get("image_pull_policy"):
         container["imagePullPolicy"] = params["image_pull_policy"]
     if params.get("resources"):
@@ -98,8 +98,14 @@ def build_dcgm_exporter(params):
         "tolerations": tolerations,
         "automountServiceAccountToken": False,
         "containers": [container],
-        "volumes": volumes,
     }
+    if volumes:
+        pod_spec["volumes"] = volumes
+    runtime_class = params.get("runtime_class_name", "nvidia")
+    if runtime_class:
+        # Where nvidia is not containerd's default runtime (CDI, or the toolkit role's non-default setting)
+        # only this handler gives the container the GPUs and driver libraries.
+        pod_spec["runtimeClassName"] = runtime_class
     if params.get("priority_class_name"):
         pod_spec["priorityClassName"] = params["priority_class_name"]
     if params.get("image_pull_secrets"):
@@ -153,6 +159,17 @@ def build_dcgm_exporter(params):
             }
         )
     return objects
+
+
+def dcgm_security_context(profiling_metrics, pod_resources):
+    """Least privilege that still works: profiling metrics need SYS_ADMIN; the kubelet's pod-resources
+    socket can be opened by root only, so the pod mapping runs as root, without any capability; only
+    with neither does the exporter run as a non-root user."""
+    if profiling_metrics:
+        return {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False, "capabilities": {"add": ["SYS_ADMIN"], "drop": ["ALL"]}}
+    if pod_resources:
+        return {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return {"runAsUser": 1000, "runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def gpu_operator_exporter(daemonsets, cluster_policies):

@@ -17,6 +17,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import hashlib
 import json
 import re
 
@@ -523,6 +524,45 @@ def build_training_job(params):
 def main_object(objects):
     """The object whose status says how the training went (the last one of the bundle)."""
     return objects[-1]
+
+
+# A finished run is remembered in a ConfigMap of its own (no owner reference), so that it outlives the
+# Job that ttlSecondsAfterFinished garbage-collects, and a later converge does not train again.
+RECORD_LABEL = "aiinfra.cluster/training-record"
+SPEC_HASH_KEY = "spec-hash"
+
+
+def spec_hash(objects):
+    """Hash of the bundle as built: a changed option is a different run, the same options the same run."""
+    return hashlib.sha256(json.dumps(objects, sort_keys=True, separators=(",", ":")).encode("utf-8")).hexdigest()[:16]
+
+
+def record_name(name):
+    return "%s-training-record" % name
+
+
+def build_run_record(params, main_obj, digest, state, reason=None, timings=None):
+    """The ConfigMap that remembers a run of this spec: its outcome and when (values are strings)."""
+    labels = dict(_labels(params, "training-record"), **{RECORD_LABEL: "true"})
+    data = {SPEC_HASH_KEY: digest, "kind": main_obj["kind"], "apiVersion": main_obj["apiVersion"], "state": state}
+    if reason:
+        data["reason"] = reason
+    for key, value in sorted((timings or {}).items()):
+        if value is not None and key != "waited_seconds":
+            data[key.replace("_", "-")] = str(value)
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": dict(_meta(params, labels), name=record_name(params["name"])), "data": data}
+
+
+def recorded_run(record, digest):
+    """What a record says about the run of spec `digest`: None when it is about another spec (or none)."""
+    data = (record or {}).get("data") or {}
+    if data.get(SPEC_HASH_KEY) != digest:
+        return None
+    timings = {}
+    for key in ("start_time", "completion_time", "duration_seconds"):
+        value = data.get(key.replace("_", "-"))
+        timings[key] = int(value) if key == "duration_seconds" and value and value.isdigit() else value
+    return {"state": data.get("state"), "reason": data.get("reason"), "kind": data.get("kind"), "timings": timings}
 
 
 def training_outcome(obj):

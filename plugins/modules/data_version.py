@@ -16,8 +16,10 @@ description:
   - Runs a C(batch/v1) Job with a pinned DVC version that runs C(dvc get --rev <revision>) for a path of a
     Git repository into a directory of a PVC, and waits for it to complete.
   - The Job's name carries a hash of its pod template, so re-running with the same revision finds the same
-    completed Job and changes nothing; a new revision runs a new Job, and the older Jobs of this O(name)
-    are removed once it succeeded.
+    completed Job and changes nothing; a new revision runs a new Job, and the Jobs of other revisions of this
+    O(name) are removed once it succeeded (with O(wait=false), as soon as it is created). None is kept, as a kept
+    Job of an earlier revision would make a later switch back to that revision look already done while the claim
+    holds another revision.
   - A failed Job fails the task at once with the failed pod's reason and log tail (when the kubelet serves logs).
   - Remote credentials come only from a Secret (O(credentials_secret)); credentials in O(repo_url) or
     O(remote_config) are refused.
@@ -103,6 +105,14 @@ options:
     active_deadline_seconds:
       description: Fail the Job when it runs longer than this.
       type: int
+    ttl_seconds_after_finished:
+      description:
+        - Let Kubernetes delete the finished Job (and its pod) after this many seconds.
+        - Unset by default, because the completed Job is what makes a re-run change nothing. Once it is gone, the
+          next run creates the Job again; it finds the revision already in the claim (a marker file) and exits
+          without pulling, but the run reports a change and needs the claim mounted again.
+      type: int
+      version_added: 1.1.0
     resources:
       description: C(requests)/C(limits) of the container.
       type: dict
@@ -172,7 +182,9 @@ data_path:
   type: str
   sample: training-data:/imagenet-subset
 removed_jobs:
-  description: Jobs of earlier revisions removed after this one succeeded (or all of them with state=absent).
+  description:
+    - Jobs of other revisions removed after this one succeeded (with O(wait=false), once it was created), or all
+      of them with O(state=absent).
   returned: always
   type: list
   elements: str
@@ -187,7 +199,7 @@ api_requests:
   type: dict
 """
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import ApplyEngine
+from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
 from ansible_collections.aiinfra.cluster.plugins.module_utils.data_builder import VERSION_LABEL, build_data_version
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import path_quote
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
@@ -218,6 +230,7 @@ ARGUMENT_SPEC = {
     "pip_index_url": {"type": "str"},
     "backoff_limit": {"type": "int", "default": 2},
     "active_deadline_seconds": {"type": "int"},
+    "ttl_seconds_after_finished": {"type": "int"},
     "resources": {"type": "dict"},
     "node_selector": {"type": "dict"},
     "tolerations": {"type": "list", "elements": "dict"},
@@ -254,11 +267,12 @@ def main():
             data_path="%s:/%s" % (params["pvc"]["name"], (params["pvc"].get("sub_path") or params["name"]).strip("/")),
             removed_jobs=[],
         )
-        if params["wait"] and not module.check_mode:
-            # The new revision is in place: earlier revisions' Jobs are history now.
+        if not module.check_mode:
+            # Other revisions' Jobs are history once this one succeeded (waited for above) or runs in their
+            # place (wait=false): a running one would write the same directory.
             stale = other_jobs(client, params["name"], params["namespace"], keep=job["metadata"]["name"])
             if stale:
-                engine = ApplyEngine(client)
+                engine = ApplyEngine(client, field_manager=params.get("field_manager") or FIELD_MANAGER)
                 engine.delete_all(stale, propagation_policy="Background")
                 result["removed_jobs"] = [j["metadata"]["name"] for j in stale]
                 result["changed"] = True

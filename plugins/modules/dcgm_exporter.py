@@ -53,9 +53,32 @@ options:
     profiling_metrics:
       description:
         - Grant the C(SYS_ADMIN) capability that the profiling metrics (C(DCGM_FI_PROF_*), tensor and DRAM
-          activity) need. With V(false) the exporter runs as a non-root user without it.
+          activity) need. With V(false) the exporter runs without it, as root with every capability dropped
+          while O(pod_resources=true), else as a non-root user.
       type: bool
       default: true
+    pod_resources:
+      description:
+        - Label each GPU's metrics with the namespace, pod and container using it, read from the kubelet's
+          pod-resources socket (C(/var/lib/kubelet/pod-resources), mounted read-only).
+        - Only root can open that socket, so with V(true) the exporter runs as root (with no capability unless
+          O(profiling_metrics=true)). V(false) drops the mount and the mapping; with O(profiling_metrics=false)
+          the exporter then runs as a non-root user.
+      type: bool
+      default: true
+      version_added: 1.1.0
+    runtime_class_name:
+      description:
+        - RuntimeClass of the exporter pods. Where C(nvidia) is not containerd's default runtime (CDI, or the
+          C(nvidia_container_toolkit) role with its default runtime left alone) only the NVIDIA runtime gives the
+          container the GPUs (C(NVIDIA_VISIBLE_DEVICES=all) is always set, as the exporter requests no
+          C(nvidia.com/gpu)).
+        - The module fails before applying anything when the RuntimeClass does not exist and GPU nodes (matching
+          O(node_selector)) do, since the API server would reject every pod; with no GPU node it only warns.
+        - Set to an empty string to leave the pods on the default runtime.
+      type: str
+      default: nvidia
+      version_added: 1.1.0
     metrics_csv:
       description:
         - A custom metric list (DCGM exporter CSV format), mounted from a ConfigMap. Default is the image's list.
@@ -110,6 +133,12 @@ EXAMPLES = r"""
   aiinfra.cluster.dcgm_exporter:
     image: registry.local/nvidia/k8s/dcgm-exporter:4.6.0-4.8.3-distroless
     profiling_metrics: false
+
+- name: Non-root, without per-pod labels, on nodes where nvidia is the default runtime
+  aiinfra.cluster.dcgm_exporter:
+    profiling_metrics: false
+    pod_resources: false
+    runtime_class_name: ""
 """
 
 RETURN = r"""
@@ -145,6 +174,7 @@ api_requests:
 """
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, InputError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import path_quote
 from ansible_collections.aiinfra.cluster.plugins.module_utils.observability_builder import (
     DCGM_IMAGE,
     GPU_OPERATOR_EXPORTER_LABEL,
@@ -173,6 +203,30 @@ def operator_exporter(client):
     return gpu_operator_exporter(daemonsets, policies)
 
 
+def check_runtime_class(module, client, daemonset):
+    """The API server rejects pods whose RuntimeClass does not exist: say so before applying, naming the option."""
+    pod_spec = daemonset["spec"]["template"]["spec"]
+    name = pod_spec.get("runtimeClassName")
+    if not name:
+        return
+    try:
+        client.get("/apis/node.k8s.io/v1/runtimeclasses/%s" % path_quote(name))
+        return
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    selector = ",".join("%s=%s" % kv for kv in sorted(pod_spec["nodeSelector"].items()))
+    nodes = (client.get("/api/v1/nodes", query={"labelSelector": selector, "limit": 1}) or {}).get("items")
+    msg = (
+        "option runtime_class_name: RuntimeClass %s does not exist, so the API server rejects the exporter's pods; install the NVIDIA "
+        "Container Toolkit's RuntimeClass (role nvidia_container_toolkit, or the GPU Operator), or set runtime_class_name: '' where "
+        "nvidia is containerd's default runtime" % name
+    )
+    if nodes:
+        raise InputError(msg)
+    module.warn(msg + " (no node matches node_selector yet, so no pod is rejected now)")
+
+
 def main():
     module = kube_module(
         {
@@ -184,6 +238,8 @@ def main():
             "node_selector": {"type": "dict"},
             "tolerations": {"type": "list", "elements": "dict"},
             "profiling_metrics": {"type": "bool", "default": True},
+            "pod_resources": {"type": "bool", "default": True},
+            "runtime_class_name": {"type": "str", "default": "nvidia"},
             "metrics_csv": {"type": "str"},
             "resources": {"type": "dict"},
             "priority_class_name": {"type": "str"},
@@ -216,6 +272,8 @@ def main():
                     "duplicates every metric; use the operator's (dcgmExporter.serviceMonitor.enabled in its values), "
                     "or set on_gpu_operator: deploy to deploy this one anyway (skip to leave it to the operator)" % found
                 )
+        if params["state"] == "present":
+            check_runtime_class(module, client, [o for o in objects if o["kind"] == "DaemonSet"][0])
         result = run_bundle(module, client, objects)
         result["service_monitor"] = bool(build_params["service_monitor"])
         return result

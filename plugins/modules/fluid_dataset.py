@@ -141,7 +141,12 @@ options:
       description: Extra labels on the Dataset.
       type: dict
     dataload:
-      description: A DataLoad C(<name>-warmup) that fills the cache.
+      description:
+        - A DataLoad that fills the cache, named C(<name>-warmup-<hash>) after what it loads.
+        - Fluid runs a DataLoad once. A changed load (O(dataload.paths), O(dataload.load_metadata)) is therefore a new
+          DataLoad with a new name, and the DataLoads this module made earlier for the Dataset (a finished one is
+          history, a running one is replaced; C(<name>-warmup) of releases before 1.1.0 included) are deleted, so
+          one DataLoad per Dataset remains. With O(dataload.enabled=false) they are all deleted.
       type: dict
       suboptions:
         enabled:
@@ -237,6 +242,18 @@ runtime_status:
   returned: state=present
   type: dict
   sample: {masterPhase: Ready, workerPhase: Ready, fusePhase: Ready}
+dataload_name:
+  description: The current DataLoad (null when O(dataload.enabled=false)).
+  returned: state=present
+  type: str
+  sample: imagenet-warmup-3f2a9c1b
+  version_added: 1.1.0
+removed_dataloads:
+  description: Superseded DataLoads of the Dataset deleted by this run.
+  returned: state=present
+  type: list
+  elements: str
+  version_added: 1.1.0
 resources:
   description: Apply or delete result per object (Secret values are never returned).
   returned: always
@@ -248,11 +265,15 @@ api_requests:
   type: dict
 """
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
 from ansible_collections.aiinfra.cluster.plugins.module_utils.data_builder import (
+    FLUID_API,
     build_fluid_dataset,
     fluid_dataset_ref_objects,
     runtime_waits,
+    superseded_dataloads,
 )
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
 from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import wait_for
@@ -324,13 +345,41 @@ def hide_secret_values(result):
                     diff[side]["data"] = dict((key, "(hidden)") for key in diff[side]["data"])
 
 
+def dataloads_to_remove(module, client, keep=None):
+    """This Dataset's DataLoads other than `keep` (the current load spec's)."""
+    params = module.params
+    rt = ResourceResolver(client).resolve(FLUID_API, "DataLoad")
+    try:
+        listing = client.get(rt.collection_path(params["namespace"]))
+    except ApiError as exc:
+        if exc.status == 404:  # Fluid's CRDs are gone: so are its DataLoads
+            return []
+        raise
+    return superseded_dataloads((listing or {}).get("items"), params["name"], params["namespace"], keep=keep)
+
+
+def remove_dataloads(module, client, result, refs):
+    """Delete superseded DataLoads (a finished one is history, a running one is replaced) into `result`."""
+    if not refs:
+        return
+    params = module.params
+    engine = ApplyEngine(client, field_manager=params.get("field_manager") or FIELD_MANAGER, check_mode=module.check_mode)
+    removed, diffs = engine.delete_all(refs, propagation_policy="Background", want_diff=bool(module._diff))
+    result["resources"].extend(removed)
+    result["removed_dataloads"] = [r["name"] for r in removed if r["changed"]]
+    result["changed"] = result["changed"] or bool(result["removed_dataloads"])
+    if module._diff:
+        result.setdefault("diff", []).extend(diffs)
+
+
 def main():
     module = kube_module(ARGUMENT_SPEC, required_if=[("state", "present", ["mounts"])])
 
     def body(client):
         params = module.params
         if params["state"] == "absent":
-            result = run_bundle(module, client, fluid_dataset_ref_objects(params))
+            # The DataLoads go first (run_bundle deletes in reverse order).
+            result = run_bundle(module, client, fluid_dataset_ref_objects(params) + dataloads_to_remove(module, client))
             hide_secret_values(result)
             return result
         objects = build_fluid_dataset(params)
@@ -346,6 +395,9 @@ def main():
                 {"type": "field", "path": "status.phase", "value": "Complete", "fail_values": ["Failed"]} if load.get("wait") else None
             )
         result = run_bundle(module, client, objects, waits=waits)
+        result["dataload_name"] = objects[kinds.index("DataLoad")]["metadata"]["name"] if "DataLoad" in kinds else None
+        result["removed_dataloads"] = []
+        remove_dataloads(module, client, result, dataloads_to_remove(module, client, keep=result["dataload_name"]))
         runtime_obj = result["resources"][runtime_index].get("object") or {}
         if params["wait"] and not module.check_mode:
             rt = ResourceResolver(client).resolve(objects[runtime_index]["apiVersion"], objects[runtime_index]["kind"])

@@ -25,7 +25,11 @@ description:
   - TensorFlow, O(strategy=parameter_server) through a TFJob (O(backend=tfjob)) or a JobSet
     (O(backend=jobset), chief/ps/worker with stable DNS); parameter servers are not waited for.
   - Finished jobs are removed after O(ttl_seconds_after_finished), which also removes their pods.
-    A later run with the same name then starts the training again.
+    The run itself is remembered in a ConfigMap C(<name>-training-record) in the job's namespace (labelled
+    C(aiinfra.cluster/training-record=true), no owner, so it outlives the job), keyed by a hash of the job's
+    spec; it is written when the job is created and updated when the module sees the outcome. A later run with
+    the same options whose job is gone does not train again; it reports the recorded outcome and when it
+    completed, with C(changed=false). Set O(rerun=true), change an option, or delete the record to train again.
 options:
   <<: &module_options
     name:
@@ -251,6 +255,16 @@ options:
       description: The (Cluster)TrainingRuntime of a TrainJob.
       type: str
       default: torch-distributed
+    rerun:
+      description:
+        - Run the training again although a run of the same spec is recorded as finished. A finished job that
+          still exists is deleted (with its pods) and created anew; a running one is left alone.
+        - With V(false), a finished run whose job was removed (after O(ttl_seconds_after_finished)) is not
+          repeated. A recorded failure is reported as a failure (with O(wait=true)) until O(rerun=true).
+        - Every run with V(true) trains again; set it for one run, not in inventory.
+      type: bool
+      default: false
+      version_added: 1.1.0
   batch:
     suboptions: *module_options
 extends_documentation_fragment:
@@ -266,6 +280,7 @@ notes:
     finish; for long runs set O(wait=false) and poll, or raise O(wait_timeout).
   - A Job's pod template cannot change once created; to change a job, delete it (O(state=absent)) or
     use a new O(name).
+  - O(state=absent) also deletes the run's record.
   - O(backend=job) needs cluster DNS (ClusterFirst) for the C(<name>-<index>.<name>) host names.
 """
 
@@ -316,6 +331,16 @@ EXAMPLES = r"""
     nodes: 4
     ps_replicas: 2
 
+- name: Train once more with the same options, although the earlier run completed
+  aiinfra.cluster.training_job:
+    name: resnet-ddp
+    namespace: ml-training
+    image: registry.example.com/ml/resnet:1.4
+    script: /workspace/train.py
+    nodes: 2
+    gpus_per_node: 8
+    rerun: true
+
 - name: Through the Kubeflow Trainer v2 instead
   aiinfra.cluster.training_job:
     name: resnet-trainjob
@@ -346,6 +371,30 @@ training:
     rendezvous_endpoint: resnet-ddp-0.resnet-ddp:29400
     status: {succeeded: 2, completionTime: "2026-11-29T23:50:11Z"}
     timings: {start_time: "2026-11-29T23:49:58Z", completion_time: "2026-11-29T23:50:11Z", duration_seconds: 13, waited_seconds: 14.2}
+    already_ran: false
+    record: resnet-ddp-training-record
+  contains:
+    state:
+      description:
+        - V(pending), V(running), V(succeeded) or V(failed); V(finished) when the recorded run's job was removed
+          before the module saw its outcome.
+      type: str
+    already_ran:
+      description:
+        - True when nothing was created because the record says this spec already ran and its job is gone;
+          O(rerun=true) runs it again. C(reason) then says when it completed, C(timings) what was recorded.
+      type: bool
+      version_added: 1.1.0
+    record:
+      description: Name of the ConfigMap that records the run.
+      type: str
+      version_added: 1.1.0
+removed:
+  description: With O(rerun=true), the finished training object deleted before it was created again.
+  returned: when O(rerun=true) removed one
+  type: list
+  elements: dict
+  version_added: 1.1.0
 resources:
   description: One entry per object applied (or deleted), in order.
   returned: always
@@ -368,14 +417,19 @@ api_requests:
 
 import time
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import KubeError, WaitFailed, WaitTimeout
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
 from ansible_collections.aiinfra.cluster.plugins.module_utils.training_builder import (
     POD_SELECTORS,
+    build_run_record,
     build_training_job,
     main_object,
+    record_name,
+    recorded_run,
     rendezvous_endpoint,
+    spec_hash,
     training_outcome,
     training_timings,
 )
@@ -455,9 +509,11 @@ ARGUMENT_SPEC = {
         ),
     },
     "runtime": {"type": "str", "default": "torch-distributed"},
+    "rerun": {"type": "bool", "default": False},
 }
 
-BUILDER_KEYS = list(ARGUMENT_SPEC)
+# rerun is how to run, not what: it is no part of the spec, nor of the spec's hash.
+BUILDER_KEYS = [k for k in ARGUMENT_SPEC if k != "rerun"]
 
 
 def wait_for_training(module, client, obj):
@@ -500,6 +556,94 @@ def wait_for_training(module, client, obj):
         interval = min(interval * 2, 2.0)
 
 
+def _engine(module, client):
+    params = module.params
+    return ApplyEngine(
+        client, field_manager=params.get("field_manager") or FIELD_MANAGER, force_conflicts=params.get("force_conflicts", False), check_mode=module.check_mode
+    )
+
+
+def remember(module, client, result, main_obj, digest, obj):
+    """Write what this run observed of the training object into its record (nothing when it already says so)."""
+    state, reason = training_outcome(obj) if obj.get("status") else ("pending", None)
+    if state in ("succeeded", "failed"):
+        timings = training_timings(obj)
+    else:
+        # Only what cannot change while it runs, so that a re-run during training writes nothing.
+        state, reason, timings = "running", None, {"start_time": (obj.get("metadata") or {}).get("creationTimestamp")}
+    record = build_run_record(module.params, main_obj, digest, state, reason, timings)
+    applied, diffs = _engine(module, client).apply_all([record], want_diff=bool(module._diff))
+    entry = applied[0]
+    entry.pop("object", None)
+    # One entry for the record, however often this run wrote it (created, then its outcome).
+    for earlier in [r for r in result["resources"] if (r["kind"], r["name"]) == (entry["kind"], entry["name"])]:
+        result["resources"].remove(earlier)
+        if earlier["changed"]:
+            entry.update(changed=True, action="created" if earlier["action"] == "created" else "updated")
+    result["resources"].append(entry)
+    result["changed"] = result["changed"] or entry["changed"]
+    if module._diff:
+        result.setdefault("diff", []).extend(diffs)
+
+
+def remembered_run(module, client, main_obj, digest):
+    """The recorded run of this very spec whose training object is gone (garbage-collected after
+    ttlSecondsAfterFinished, or deleted), else None."""
+    params = module.params
+    engine = _engine(module, client)
+    record_rt = engine.resolver.resolve("v1", "ConfigMap")
+    run = recorded_run(engine.get(record_rt, record_name(params["name"]), params["namespace"]), digest)
+    if run is None:
+        return None
+    rt = engine.resolver.resolve(main_obj["apiVersion"], main_obj["kind"])
+    if engine.get(rt, params["name"], params["namespace"]) is not None:
+        return None
+    return run
+
+
+def report_remembered(module, main_obj, run):
+    """The result of a run that is not repeated: what the record says, and how to train again."""
+    params = module.params
+    where = "ConfigMap %s/%s" % (params["namespace"], record_name(params["name"]))
+    when = run["timings"].get("completion_time") or run["timings"].get("start_time") or "an earlier run"
+    done = {
+        "succeeded": "already completed at %s" % when,
+        "failed": "already ran and failed at %s (%s)" % (when, run.get("reason")),
+    }.get(run["state"], "already ran (started %s); the %s was removed before its outcome was seen" % (when, main_obj["kind"]))
+    reason = "%s %s/%s %s (recorded in %s); set rerun: true to run it again" % (main_obj["kind"], params["namespace"], params["name"], done, where)
+    if run["state"] == "failed" and params["wait"] and not module.check_mode:
+        raise WaitFailed(reason, last_status=None)
+    return {
+        "changed": False,
+        "resources": [],
+        "training": {
+            "kind": main_obj["kind"],
+            "name": params["name"],
+            "namespace": params["namespace"],
+            "state": run["state"] if run["state"] in ("succeeded", "failed") else "finished",
+            "reason": reason,
+            "already_ran": True,
+            "record": record_name(params["name"]),
+            "status": {},
+            "timings": dict(run["timings"], waited_seconds=None),
+        },
+    }
+
+
+def clear_finished(module, client, main_obj):
+    """rerun: remove a finished training object so that it can be created again; a running one is kept."""
+    params = module.params
+    engine = _engine(module, client)
+    rt = engine.resolver.resolve(main_obj["apiVersion"], main_obj["kind"])
+    current = engine.get(rt, params["name"], params["namespace"])
+    if current is None or training_outcome(current)[0] == "running":
+        return []
+    results, _diffs = engine.delete_all([main_obj], propagation_policy="Foreground")
+    if not module.check_mode:
+        wait_for(client, rt, params["name"], params["namespace"], {"type": "deleted"}, timeout=params["wait_timeout"])
+    return [r for r in results if r["changed"]]
+
+
 def main():
     module = kube_module(ARGUMENT_SPEC, mutually_exclusive=[["script", "command"]], required_one_of=[["script", "command"]])
     params = module.params
@@ -507,6 +651,17 @@ def main():
     def body(client):
         objects = build_training_job(dict((k, params.get(k)) for k in BUILDER_KEYS))
         main_obj = main_object(objects)
+        digest = spec_hash(objects)
+        if params["state"] == "absent":
+            record = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": record_name(params["name"]), "namespace": params["namespace"]}}
+            return run_bundle(module, client, [record] + objects)
+        rerun_results = []
+        if params["rerun"]:
+            rerun_results = clear_finished(module, client, main_obj)
+        else:
+            run = remembered_run(module, client, main_obj, digest)
+            if run is not None:
+                return report_remembered(module, main_obj, run)
         try:
             # The bundle's own waits are skipped: the training object is waited for below, with its outcome.
             result = run_bundle(module, client, objects, waits=dict((i, None) for i in range(len(objects))))
@@ -522,13 +677,18 @@ def main():
                 )
                 exc.details["causes"] = [{"field": f, "message": "field is immutable"} for f in fields]
             raise
-        if params["state"] == "absent":
-            return result
-        training = {"kind": main_obj["kind"], "name": params["name"], "namespace": params["namespace"]}
+        if rerun_results:
+            result["changed"] = True
+            result["removed"] = [dict((k, r[k]) for k in ("apiVersion", "kind", "name", "namespace")) for r in rerun_results]
+        training = {"kind": main_obj["kind"], "name": params["name"], "namespace": params["namespace"], "already_ran": False}
         if params["backend"] == "job" and params["framework"] == "pytorch":
             training["rendezvous_endpoint"] = rendezvous_endpoint(params)
         last = result["resources"][-1].get("object") or {}
         waited = None
+        finished = last.get("status") and training_outcome(last)[0] != "running"
+        if not module.check_mode and not (params["wait"] and finished):
+            # Recorded before the wait, so that a run cut short (task timeout, cancelled job) is remembered.
+            remember(module, client, result, main_obj, digest, last)
         if params["wait"] and not module.check_mode:
             try:
                 last, waited = wait_for_training(module, client, main_obj)
@@ -537,11 +697,17 @@ def main():
                 if pod and not (pod.get("log_tail") or "").strip():
                     pod["log_tail"] = None
                     exc.msg += " (log tail unavailable: the node's kubelet served no logs for the pod)"
+                engine = _engine(module, client)
+                failed = engine.get(engine.resolver.resolve(main_obj["apiVersion"], main_obj["kind"]), params["name"], params["namespace"])
+                if failed is not None:
+                    remember(module, client, result, main_obj, digest, failed)
                 raise
+            remember(module, client, result, main_obj, digest, last)
         state, reason = training_outcome(last) if last.get("status") else ("pending", None)
         training.update(state=state, reason=reason, status=last.get("status") or {})
         training["timings"] = training_timings(last) if last else {}
         training["timings"]["waited_seconds"] = round(waited, 1) if waited is not None else None
+        training["record"] = record_name(params["name"])
         result["training"] = training
         return result
 

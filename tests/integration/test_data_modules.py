@@ -65,13 +65,15 @@ def test_fluid_dataset_lifecycle(module_runner, namespace, getter):
     runtime = getter(*ALLUXIO, "imagenet", namespace)
     assert runtime["spec"]["replicas"] == 2
     assert runtime["spec"]["tieredstore"]["levels"][0]["mediumtype"] == "MEM"
-    load = getter(*DATALOAD, "imagenet-warmup", namespace)
+    load = getter(*DATALOAD, res["dataload_name"], namespace)
+    assert res["dataload_name"].startswith("imagenet-warmup-")
     assert load["spec"]["dataset"] == {"name": "imagenet", "namespace": namespace}
     assert load["spec"]["target"] == [{"path": "/train"}]
 
+    load_name = res["dataload_name"]
     res = module_runner("fluid_dataset", dataset_args(namespace))
     assert res["changed"] is False, res
-    assert "PATCH" not in res["api_requests"], res["api_requests"]
+    assert "PATCH" not in res["api_requests"] and "DELETE" not in res["api_requests"], res["api_requests"]
 
     credentials = {"aws.accessKeyId": "AKIAEXAMPLE", "aws.secretKey": "rotated"}
     res = module_runner("fluid_dataset", dataset_args(namespace, replicas=3, credentials=credentials), diff=True)
@@ -86,9 +88,53 @@ def test_fluid_dataset_lifecycle(module_runner, namespace, getter):
     assert base64.b64encode(b"rotated").decode() not in str(res["diff"])
     for kind in (DATASET, ALLUXIO):
         assert getter(*kind, "imagenet", namespace) is None
-    assert getter(*DATALOAD, "imagenet-warmup", namespace) is None
+    assert getter(*DATALOAD, load_name, namespace) is None
     assert getter("v1", "Secret", "imagenet-fluid-credentials", namespace) is None
     assert module_runner("fluid_dataset", absent)["changed"] is False
+
+
+def dataloads(kube, namespace):
+    return sorted(d["metadata"]["name"] for d in kube.get("/apis/data.fluid.io/v1alpha1/namespaces/%s/dataloads" % namespace)["items"])
+
+
+def test_changed_dataload_is_a_new_dataload_and_the_old_one_goes(module_runner, namespace, kube, status_patcher):
+    # A DataLoad of the fixed name that releases before 1.1.0 created, finished as Fluid leaves it.
+    legacy = {
+        "apiVersion": "data.fluid.io/v1alpha1",
+        "kind": "DataLoad",
+        "metadata": {"name": "imagenet-warmup", "labels": {"app.kubernetes.io/managed-by": "aiinfra.cluster"}},
+        "spec": {"dataset": {"name": "imagenet", "namespace": namespace}, "loadMetadata": True, "target": [{"path": "/train"}]},
+    }
+    kube.request("POST", "/apis/data.fluid.io/v1alpha1/namespaces/%s/dataloads" % namespace, body=legacy)
+    first = module_runner("fluid_dataset", dataset_args(namespace))
+    assert first.get("failed") is not True, first
+    assert first["removed_dataloads"] == ["imagenet-warmup"]
+    assert dataloads(kube, namespace) == [first["dataload_name"]]
+    status_patcher(*DATALOAD, first["dataload_name"], namespace, {"phase": "Complete", "conditions": [], "duration": "12s"})
+
+    changed = module_runner("fluid_dataset", dataset_args(namespace, dataload={"enabled": True, "paths": ["/train", "/val"]}), diff=True)
+    assert changed.get("failed") is not True, changed
+    assert changed["changed"] is True
+    new = changed["dataload_name"]
+    assert new != first["dataload_name"] and new.startswith("imagenet-warmup-")
+    created = [r for r in changed["resources"] if r["kind"] == "DataLoad" and r["action"] == "created"]
+    assert [r["name"] for r in created] == [new], "a new DataLoad, not a patch of the finished one"
+    assert changed["removed_dataloads"] == [first["dataload_name"]]
+    deadline = time.time() + 20
+    while time.time() < deadline and len(dataloads(kube, namespace)) > 1:
+        time.sleep(0.2)
+    assert dataloads(kube, namespace) == [new]
+    assert kube.get("/apis/data.fluid.io/v1alpha1/namespaces/%s/dataloads/%s" % (namespace, new))["spec"]["target"] == [{"path": "/train"}, {"path": "/val"}]
+
+    same = module_runner("fluid_dataset", dataset_args(namespace, dataload={"enabled": True, "paths": ["/train", "/val"]}))
+    assert same["changed"] is False and same["removed_dataloads"] == [], same
+
+    off = module_runner("fluid_dataset", dataset_args(namespace, dataload={"enabled": False}))
+    assert off["changed"] is True and off["removed_dataloads"] == [new]
+    deadline = time.time() + 20
+    while time.time() < deadline and dataloads(kube, namespace):
+        time.sleep(0.2)
+    assert dataloads(kube, namespace) == []
 
 
 def runtime_status(master, worker, fuse="Ready", workers=2):
@@ -281,6 +327,20 @@ def test_data_version_lifecycle(module_runner, namespace, kube, data_pvc):
     assert jobs(kube, namespace) == []
     assert kube.get("/api/v1/namespaces/%s/persistentvolumeclaims/%s" % (namespace, data_pvc))  # data is kept
     assert module_runner("data_version", {"name": "imagenet-subset", "namespace": namespace, "state": "absent"})["changed"] is False
+
+
+def test_data_version_without_wait_removes_other_revisions_jobs(module_runner, namespace, kube, data_pvc):
+    first = module_runner("data_version", dvc_args(namespace, wait=False))
+    assert first.get("failed") is not True, first
+    second = module_runner("data_version", dvc_args(namespace, revision="v2.2.0", wait=False, ttl_seconds_after_finished=600))
+    assert second.get("failed") is not True, second
+    assert second["removed_jobs"] == [first["job_name"]]
+    deadline = time.time() + 20
+    while time.time() < deadline and len(jobs(kube, namespace)) > 1:
+        time.sleep(0.5)
+    [job] = jobs(kube, namespace)
+    assert job["metadata"]["name"] == second["job_name"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 600
 
 
 def test_data_version_fails_fast_with_pod_reason(module_runner, namespace, kube):

@@ -1,9 +1,28 @@
 """dcgm_exporter, tensorboard and istio_policy against the local control plane (real scheduler,
 DaemonSet controller, Istio and Prometheus Operator CRD schemas)."""
 
+import pytest
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
 from ansible_collections.aiinfra.cluster.plugins.modules.dcgm_exporter import operator_exporter
 
 UNREACHABLE = {"host": "https://127.0.0.1:9", "validate_certs": False}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nvidia_runtime_class(kube):
+    """The RuntimeClass the Container Toolkit role (or the GPU Operator) creates on a GPU cluster."""
+    try:
+        kube.get("/apis/node.k8s.io/v1/runtimeclasses/nvidia")
+        yield "nvidia"
+        return
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
+    kube.request("POST", "/apis/node.k8s.io/v1/runtimeclasses", body=body)
+    yield "nvidia"
+    kube.delete("/apis/node.k8s.io/v1/runtimeclasses/nvidia")
 
 
 def test_dcgm_exporter_runs_on_gpu_nodes_only(module_runner, kube, namespace, getter):
@@ -30,6 +49,12 @@ def test_dcgm_exporter_runs_on_gpu_nodes_only(module_runner, kube, namespace, ge
     assert ds["status"]["desiredNumberScheduled"] == len(gpu_nodes) and ds["status"]["numberAvailable"] == len(gpu_nodes)
     caps = ds["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]
     assert caps["add"] == ["SYS_ADMIN"]
+    # What the API server stores, and the pods it admitted, carry the NVIDIA runtime and every GPU.
+    assert ds["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
+    for pod in pods:
+        assert pod["spec"]["runtimeClassName"] == "nvidia"
+        env = dict((e["name"], e.get("value")) for e in pod["spec"]["containers"][0]["env"])
+        assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and env["DCGM_EXPORTER_KUBERNETES"] == "true"
     monitor = getter("monitoring.coreos.com/v1", "ServiceMonitor", "dcgm-exporter", namespace)
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
 
@@ -38,6 +63,29 @@ def test_dcgm_exporter_runs_on_gpu_nodes_only(module_runner, kube, namespace, ge
     gone = module_runner("dcgm_exporter", dict(args, state="absent"))
     assert gone["changed"] is True
     assert getter("apps/v1", "DaemonSet", "dcgm-exporter", namespace) is None
+
+
+def test_dcgm_exporter_security_follows_pod_mapping_and_runtime_class_is_checked(module_runner, kube, namespace, getter):
+    base = {"namespace": namespace, "wait": False, "service_monitor": "false", "on_gpu_operator": "deploy"}
+    missing = module_runner("dcgm_exporter", dict(base, name="rc", runtime_class_name="nvidia-not-installed"))
+    assert missing["failed"] is True
+    assert "option runtime_class_name" in missing["msg"] and "nvidia-not-installed" in missing["msg"], missing["msg"]
+    assert getter("apps/v1", "DaemonSet", "rc", namespace) is None
+    assert not any(v in missing["api_requests"] for v in ("POST", "PATCH")), missing["api_requests"]
+
+    mapped = module_runner("dcgm_exporter", dict(base, name="mapped", profiling_metrics=False))
+    assert mapped.get("failed") is not True, mapped.get("msg")
+    ctr = getter("apps/v1", "DaemonSet", "mapped", namespace)["spec"]["template"]["spec"]["containers"][0]
+    # The kubelet's pod-resources socket is root's: the mapping runs as root, with no capability.
+    assert ctr["securityContext"]["runAsUser"] == 0 and ctr["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert [m["mountPath"] for m in ctr["volumeMounts"]] == ["/var/lib/kubelet/pod-resources"]
+
+    plain = module_runner("dcgm_exporter", dict(base, name="plain", profiling_metrics=False, pod_resources=False, runtime_class_name=""))
+    assert plain.get("failed") is not True, plain.get("msg")
+    pod = getter("apps/v1", "DaemonSet", "plain", namespace)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["securityContext"]["runAsNonRoot"] is True and "volumeMounts" not in pod["containers"][0]
+    assert "runtimeClassName" not in pod and "volumes" not in pod
+    assert module_runner("dcgm_exporter", dict(base, name="plain", profiling_metrics=False, pod_resources=False, runtime_class_name=""))["changed"] is False
 
 
 def test_dcgm_exporter_refuses_next_to_the_gpu_operator(module_runner, kube, namespace, getter):

@@ -209,6 +209,17 @@ def test_job_failure_fails_fast_with_pod_reason(module_runner, kube, namespace):
     assert result["failed_pod"]["pod"] == pod["metadata"]["name"]
     assert result["failed_pod"]["log_tail"] is None and "log tail unavailable" in result["msg"]
 
+    # The failure is remembered too: once the Job is gone, a re-run reports it instead of training again.
+    record = kube.get("/api/v1/namespaces/%s/configmaps/oom-training-record" % namespace)
+    assert record["data"]["state"] == "failed" and "BackoffLimitExceeded" in record["data"]["reason"]
+    kube.delete("/apis/batch/v1/namespaces/%s/jobs/oom" % namespace, body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
+    deadline = time.time() + 30
+    while time.time() < deadline and kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"]:
+        time.sleep(0.2)
+    again = module_runner("training_job", args)
+    assert again["failed"] is True and "already ran and failed" in again["msg"] and "rerun: true" in again["msg"], again["msg"]
+    assert kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"] == []
+
 
 def test_operator_backends_accepted_by_crd_schemas(module_runner, getter, namespace, status_patcher):
     common = {"namespace": namespace, "script": "/w/train.py", "wait": False, "checkpoint": {"claim_name": "ckpt"}}
@@ -285,6 +296,89 @@ def test_operator_job_failure_is_reported(module_runner, getter, namespace, stat
     result = out["result"]
     assert result["failed"] is True and time.time() - started < 45
     assert "PyTorchJobFailed: Worker 1 exited with code 1" in result["msg"], result["msg"]
+
+
+def writes(result):
+    return dict((verb, n) for verb, n in result["api_requests"].items() if verb in ("POST", "PUT", "PATCH", "DELETE"))
+
+
+def test_finished_run_is_not_repeated_after_ttl_garbage_collection(module_runner, kube, namespace):
+    args = {"name": "once", "namespace": namespace, "script": "/w/train.py", "nodes": 2, "gpus_per_node": 0, "wait_timeout": 90}
+    first = module_runner("training_job", args)
+    assert first.get("failed") is not True, first
+    assert first["training"]["state"] == "succeeded" and first["training"]["already_ran"] is False
+    job = kube.get("/apis/batch/v1/namespaces/%s/jobs/once" % namespace)
+    completed, first_uid = job["status"]["completionTime"], job["metadata"]["uid"]
+    record = kube.get("/api/v1/namespaces/%s/configmaps/once-training-record" % namespace)
+    assert record["data"]["state"] == "succeeded" and record["data"]["completion-time"] == completed
+    assert not record["metadata"].get("ownerReferences")
+
+    # What the TTL-after-finished controller does: delete the Job, its pods in the background.
+    kube.delete("/apis/batch/v1/namespaces/%s/jobs/once" % namespace, body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
+    deadline = time.time() + 30
+    while time.time() < deadline and kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"]:
+        time.sleep(0.2)
+    assert kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"] == []
+
+    again = module_runner("training_job", args)
+    assert again.get("failed") is not True, again
+    assert again["changed"] is False and writes(again) == {}, again["api_requests"]
+    assert kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"] == [], "the training ran again"
+    training = again["training"]
+    assert training["already_ran"] is True and training["state"] == "succeeded"
+    assert "already completed at %s" % completed in training["reason"] and "rerun" in training["reason"], training["reason"]
+    assert training["timings"]["completion_time"] == completed
+
+    # Another spec is another run; rerun: true runs this one again.
+    rerun = module_runner("training_job", dict(args, rerun=True))
+    assert rerun.get("failed") is not True, rerun
+    assert rerun["changed"] is True and rerun["training"]["state"] == "succeeded" and rerun["training"]["already_ran"] is False
+    job = kube.get("/apis/batch/v1/namespaces/%s/jobs/once" % namespace)
+    assert job["metadata"]["uid"] != first_uid and job["status"]["succeeded"] == 2
+    settled = module_runner("training_job", args)
+    assert settled["changed"] is False and writes(settled) == {}, settled["api_requests"]
+
+    # rerun with the finished Job still there: it is replaced by a new one.
+    old_uid = job["metadata"]["uid"]
+    replaced = module_runner("training_job", dict(args, rerun=True))
+    assert replaced.get("failed") is not True, replaced
+    assert replaced["removed"] == [{"apiVersion": "batch/v1", "kind": "Job", "name": "once", "namespace": namespace}]
+    assert kube.get("/apis/batch/v1/namespaces/%s/jobs/once" % namespace)["metadata"]["uid"] != old_uid
+
+    gone = module_runner("training_job", dict(args, state="absent"))
+    assert gone["changed"] is True
+    assert kube.get("/api/v1/namespaces/%s/configmaps" % namespace, query={"labelSelector": "aiinfra.cluster/training-record=true"})["items"] == []
+
+
+def test_operator_backend_run_is_remembered_too(module_runner, getter, namespace, status_patcher, kube):
+    args = {"name": "ptj-once", "namespace": namespace, "backend": "pytorchjob", "script": "/w/train.py", "nodes": 2, "gpus_per_node": 8, "wait": False}
+    assert module_runner("training_job", args).get("failed") is not True
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status_patcher(
+        "kubeflow.org/v1",
+        "PyTorchJob",
+        "ptj-once",
+        namespace,
+        {
+            "replicaStatuses": {},
+            "startTime": now,
+            "completionTime": now,
+            "conditions": [
+                {"type": "Succeeded", "status": "True", "reason": "PyTorchJobSucceeded", "message": "done", "lastUpdateTime": now, "lastTransitionTime": now}
+            ],
+        },
+    )
+    seen = module_runner("training_job", args)
+    assert seen["training"]["state"] == "succeeded" and seen["changed"] is True  # the outcome is recorded
+    assert module_runner("training_job", args)["changed"] is False
+    kube.delete("/apis/kubeflow.org/v1/namespaces/%s/pytorchjobs/ptj-once" % namespace)
+    deadline = time.time() + 30
+    while time.time() < deadline and getter("kubeflow.org/v1", "PyTorchJob", "ptj-once", namespace) is not None:
+        time.sleep(0.2)
+    again = module_runner("training_job", args)
+    assert again["changed"] is False and writes(again) == {}, again
+    assert again["training"]["already_ran"] is True and "already completed at %s" % now in again["training"]["reason"]
+    assert getter("kubeflow.org/v1", "PyTorchJob", "ptj-once", namespace) is None
 
 
 def test_bad_input_fails_before_any_request(module_runner):

@@ -1,4 +1,5 @@
 import base64
+import re
 
 import pytest
 
@@ -8,6 +9,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.data_builder impor
     fluid_dataset_ref_objects,
     looks_secret,
     runtime_waits,
+    superseded_dataloads,
 )
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
 
@@ -66,7 +68,8 @@ def test_juicefs_runtime_affinity_and_dataload():
     }
     assert ds["spec"]["tolerations"] and ds["spec"]["accessModes"] == ["ReadOnlyMany"]
     assert runtime["spec"]["tieredstore"]["levels"] == [{"mediumtype": "SSD", "path": "/cache", "quota": "40Gi", "low": "0.1", "volumeType": "hostPath"}]
-    assert load["metadata"]["name"] == "imagenet-warmup"
+    assert re.match(r"^imagenet-warmup-[0-9a-f]{8}$", load["metadata"]["name"]), load["metadata"]["name"]
+    assert load["metadata"]["labels"]["aiinfra.cluster/dataload-of"] == "imagenet"
     assert load["spec"] == {"dataset": {"name": "imagenet", "namespace": "data"}, "loadMetadata": True, "target": [{"path": "/f/train"}]}
 
 
@@ -113,9 +116,32 @@ def test_dataset_bad_input(extra, words):
 
 def test_absent_refs_and_runtime_waits():
     kinds = [o["kind"] for o in fluid_dataset_ref_objects({"name": "x", "namespace": "n", "runtime": "juicefs"})]
-    assert kinds == ["Dataset", "JuiceFSRuntime", "DataLoad"]
+    assert kinds == ["Dataset", "JuiceFSRuntime"]
     assert [w["path"] for w in runtime_waits("alluxio")] == ["status.masterPhase", "status.workerPhase"]
     assert [w["path"] for w in runtime_waits("juicefs")] == ["status.workerPhase"]
+
+
+def test_dataload_is_named_by_what_it_loads():
+    def load_name(**dataload):
+        return dataset(dataload=dict({"enabled": True}, **dataload))[-1]["metadata"]["name"]
+
+    first = load_name(paths=["/train"])
+    assert load_name(paths=["/train"]) == first
+    assert load_name(paths=["/train", "/val"]) != first
+    assert load_name(paths=["/train"], load_metadata=False) != first
+    assert len(dataset(name="d" * 60, dataload={"enabled": True})[-1]["metadata"]["name"]) <= 57
+
+
+def test_superseded_dataloads_are_ours_for_this_dataset_only():
+    def load(name, dataset_name="imagenet", managed=True):
+        labels = {"app.kubernetes.io/managed-by": "aiinfra.cluster"} if managed else {}
+        return {"metadata": {"name": name, "labels": labels}, "spec": {"dataset": {"name": dataset_name, "namespace": "data"}}}
+
+    ours = ["imagenet-warmup", "imagenet-warmup-aaaa", "imagenet-warmup-bbbb"]
+    listing = [load(n) for n in ours] + [load("other-warmup-cccc", "other"), load("hand-made", managed=False)]
+    refs = superseded_dataloads(listing, "imagenet", "data", keep="imagenet-warmup-bbbb")
+    assert [r["metadata"] for r in refs] == [{"name": "imagenet-warmup", "namespace": "data"}, {"name": "imagenet-warmup-aaaa", "namespace": "data"}]
+    assert [r["metadata"]["name"] for r in superseded_dataloads(listing, "imagenet", "data")] == ours
 
 
 # DVC ------------------------------------------------------------------------------------
@@ -152,6 +178,11 @@ def test_dvc_job_name_follows_the_revision():
     assert len(dvc(name="x" * 80)[0]["metadata"]["name"]) <= 63
 
 
+def test_dvc_job_ttl_only_when_asked():
+    assert "ttlSecondsAfterFinished" not in dvc()[0]["spec"]
+    assert dvc(ttl_seconds_after_finished=3600)[0]["spec"]["ttlSecondsAfterFinished"] == 3600
+
+
 def test_dvc_creates_the_claim_when_sized():
     pvc, job = dvc(pvc={"name": "data", "size": "100Gi", "storage_class": "fast", "access_modes": ["ReadWriteMany"], "sub_path": "sets/in"})
     assert pvc["spec"] == {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "100Gi"}}, "storageClassName": "fast"}
@@ -168,6 +199,7 @@ def test_dvc_creates_the_claim_when_sized():
         ({"pvc": {}}, ["pvc.name"]),
         ({"remote_config": {"secret_access_key": "x"}}, ["remote_config.secret_access_key", "Secret"]),
         ({"backoff_limit": -1}, ["backoff_limit"]),
+        ({"ttl_seconds_after_finished": -1}, ["ttl_seconds_after_finished"]),
     ],
 )
 def test_dvc_bad_input(extra, words):

@@ -22,16 +22,38 @@ def test_dcgm_exporter_on_gpu_nodes_with_profiling_capability():
     assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
     assert ctr["ports"][0]["containerPort"] == 9400
     assert {"name": "pod-resources", "mountPath": "/var/lib/kubelet/pod-resources", "readOnly": True} in ctr["volumeMounts"]
+    # The NVIDIA runtime, and every GPU from it, although nvidia may not be containerd's default runtime.
+    assert pod["runtimeClassName"] == "nvidia"
+    env = dict((e["name"], e.get("value")) for e in ctr["env"])
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "all" and "utility" in env["NVIDIA_DRIVER_CAPABILITIES"]
+    assert env["DCGM_EXPORTER_KUBERNETES"] == "true"
     assert svc["spec"]["selector"] == ds["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"][0]["port"] == 9400
 
 
-def test_dcgm_without_profiling_runs_non_root_and_custom_metrics_and_monitor():
+def test_dcgm_runtime_class_can_be_left_to_the_default_runtime():
+    pod = build_dcgm_exporter({"name": "d", "namespace": "m", "service_monitor": False, "runtime_class_name": ""})[0]["spec"]["template"]["spec"]
+    assert "runtimeClassName" not in pod
+    pod = build_dcgm_exporter({"name": "d", "namespace": "m", "service_monitor": False, "runtime_class_name": "nvidia-cdi"})[0]["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "nvidia-cdi"
+
+
+def test_dcgm_pod_mapping_without_profiling_runs_as_root_without_capabilities():
+    # Only root can open the kubelet's pod-resources socket; a non-root exporter would map no pod.
+    ds = build_dcgm_exporter({"name": "d", "namespace": "m", "service_monitor": False, "profiling_metrics": False})[0]
+    ctr = ds["spec"]["template"]["spec"]["containers"][0]
+    assert ctr["securityContext"] == {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert dict((e["name"], e.get("value")) for e in ctr["env"])["DCGM_EXPORTER_KUBERNETES"] == "true"
+    assert ds["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"] == "/var/lib/kubelet/pod-resources"
+
+
+def test_dcgm_without_profiling_or_pod_mapping_runs_non_root_and_custom_metrics_and_monitor():
     objs = build_dcgm_exporter(
         {
             "name": "dcgm",
             "namespace": "mon",
             "profiling_metrics": False,
+            "pod_resources": False,
             "metrics_csv": "DCGM_FI_DEV_GPU_UTIL, gauge, util\n",
             "service_monitor": True,
             "service_monitor_labels": {"release": "kps"},
@@ -40,7 +62,9 @@ def test_dcgm_without_profiling_runs_non_root_and_custom_metrics_and_monitor():
     assert [o["kind"] for o in objs] == ["ConfigMap", "DaemonSet", "Service", "ServiceMonitor"]
     ctr = objs[1]["spec"]["template"]["spec"]["containers"][0]
     assert ctr["securityContext"]["runAsNonRoot"] is True and "add" not in ctr["securityContext"]["capabilities"]
+    assert [m["name"] for m in ctr["volumeMounts"]] == ["metrics"]
     env = dict((e["name"], e.get("value")) for e in ctr["env"])
+    assert env["DCGM_EXPORTER_KUBERNETES"] == "false"
     assert env["DCGM_EXPORTER_COLLECTORS"] == "/etc/dcgm-exporter/custom/dcgm-metrics.csv"
     mon = objs[3]
     assert mon["metadata"]["labels"]["release"] == "kps"

@@ -7,7 +7,11 @@ import pytest
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.training_builder import (
+    build_run_record,
     build_training_job,
+    main_object,
+    recorded_run,
+    spec_hash,
     training_outcome,
     training_timings,
 )
@@ -173,3 +177,29 @@ def test_outcome_and_timings():
     }
     assert training_outcome(failed) == ("failed", "X: m")
     assert training_outcome({"kind": "JobSet", "status": {}}) == ("running", None)
+
+
+def test_spec_hash_names_the_run_not_the_call():
+    objs = build_training_job(dict(BASE, nodes=2))
+    assert spec_hash(build_training_job(dict(BASE, nodes=2))) == spec_hash(objs)
+    assert spec_hash(build_training_job(dict(BASE, nodes=3))) != spec_hash(objs)
+    assert spec_hash(build_training_job(dict(BASE, nodes=2, args=["--epochs", "3"]))) != spec_hash(objs)
+
+
+def test_run_record_outlives_the_job_and_is_read_back_for_its_spec_only():
+    params = dict(BASE, nodes=2)
+    objs = build_training_job(params)
+    digest = spec_hash(objs)
+    timings = {"start_time": "2026-11-29T23:49:58Z", "completion_time": "2026-11-29T23:50:11Z", "duration_seconds": 13, "waited_seconds": 3.2}
+    record = build_run_record(params, main_object(objs), digest, "succeeded", "CompletionsReached", timings)
+    assert record["kind"] == "ConfigMap" and record["metadata"]["name"] == "resnet-training-record"
+    assert record["metadata"]["namespace"] == "ml"
+    assert record["metadata"]["labels"]["aiinfra.cluster/training-record"] == "true"
+    assert "ownerReferences" not in record["metadata"], "an owner would take the record with the Job"
+    assert all(isinstance(v, str) for v in record["data"].values())
+    assert record["data"]["spec-hash"] == digest and record["data"]["kind"] == "Job"
+    run = recorded_run(record, digest)
+    assert run["state"] == "succeeded" and run["reason"] == "CompletionsReached"
+    assert run["timings"] == {"start_time": "2026-11-29T23:49:58Z", "completion_time": "2026-11-29T23:50:11Z", "duration_seconds": 13}
+    assert recorded_run(record, spec_hash(build_training_job(dict(params, nodes=3)))) is None
+    assert recorded_run(None, digest) is None
