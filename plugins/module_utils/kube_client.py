@@ -117,7 +117,7 @@ class FileTokenCredentials:
         self.path = path
         self.what = what
         self._token = self._read()
-        self._read_at = time.time()
+        self._read_at = time.monotonic()
 
     def _read(self):
         try:
@@ -130,13 +130,13 @@ class FileTokenCredentials:
         return token
 
     def authorization(self):
-        if time.time() - self._read_at >= TOKEN_FILE_REREAD:
+        if time.monotonic() - self._read_at >= TOKEN_FILE_REREAD:
             self._reread()
         return "Bearer " + self._token
 
     def _reread(self):
         """A failed re-read keeps the last token (client-go does too): the file may be mid-rotation."""
-        self._read_at = time.time()
+        self._read_at = time.monotonic()
         try:
             self._token = self._read()
         except ConfigError:

@@ -521,17 +521,17 @@ def wait_for_training(module, client, obj):
     params = module.params
     meta = obj["metadata"]
     rt = ResourceResolver(client).resolve(obj["apiVersion"], obj["kind"])
-    started = time.time()
+    started = time.monotonic()
     if obj["kind"] == "Job":
         # The shared Job waiter already fails fast with the failed pod's reason and log tail.
         last = wait_for(client, rt, meta["name"], meta["namespace"], {"type": "job"}, timeout=params["wait_timeout"])
-        return last, time.time() - started
+        return last, time.monotonic() - started
     deadline, interval = started + params["wait_timeout"], 0.2
     while True:
         last = client.get(rt.item_path(meta["name"], meta["namespace"]))
         state, reason = training_outcome(last)
         if state == "succeeded":
-            return last, time.time() - started
+            return last, time.monotonic() - started
         if state == "failed":
             pod = pod_failure_summary(client, meta["namespace"], POD_SELECTORS[obj["kind"]] % meta["name"])
             msg = "%s %s/%s failed: %s" % (obj["kind"], meta["namespace"], meta["name"], reason)
@@ -540,7 +540,7 @@ def wait_for_training(module, client, obj):
                 if (pod.get("log_tail") or "").strip():
                     msg += "; log tail:\n" + pod["log_tail"]
             raise WaitFailed(msg, failed_pod=pod, last_status=last.get("status"), events=recent_events(client, last))
-        if time.time() >= deadline:
+        if time.monotonic() >= deadline:
             events = recent_events(client, last)
             msg = "%s %s/%s not finished after %ss (conditions: %s)" % (
                 obj["kind"],
