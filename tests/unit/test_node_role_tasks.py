@@ -147,3 +147,14 @@ def test_kernel_headers_cover_the_kernel_that_boots_next(distro, boot, setup, wa
 def test_boot_kernel_is_read_from_grubby_or_the_newest_installed_kernel(distro, registered, boot):
     task = task_named(load("tasks", "boot_kernel.yml"), "Note the kernel the node boots next")
     assert render(templar(distro, **registered), task["ansible.builtin.set_fact"]) == {"nvidia_driver_boot_kernel": boot}
+
+
+@pytest.mark.parametrize("meta,wanted", [
+    ("linux-headers-generic-hwe-24.04", ["linux-headers-6.8.0-40-generic", "linux-headers-6.8.0-45-generic", "linux-headers-generic-hwe-24.04"]),
+    ("", ["linux-headers-6.8.0-40-generic", "linux-headers-6.8.0-45-generic"]),
+])
+def test_kernel_headers_meta_package_can_be_named_or_left_out(meta, wanted):
+    task = task_named(load("tasks", "setup-Ubuntu.yml"), "Install the kernel headers")
+    tmpl = templar("Ubuntu", nvidia_driver_boot_kernel="6.8.0-45-generic", nvidia_driver_sources=SKIPPED,
+                   nvidia_driver_kernel_headers_meta_package=meta)
+    assert render(tmpl, task["ansible.builtin.apt"]["name"]) == wanted
