@@ -52,9 +52,11 @@ test-molecule: up
 test-distribution: up
 	$(VENV)/bin/pytest -q tests/distribution
 
-# Node roles in a Debian 12 container; Docker from Debian's docker.io, started and stopped here.
+# Node tier in a Debian 12 container; Docker from Debian's docker.io and a local control plane
+# (the Node objects nodes.yml cordons and drains), both started and stopped here.
 test-nodes: venv collection
-	@set -e; trap 'bash tools/docker_down.sh' EXIT; \
+	@set -e; trap 'bash tools/docker_down.sh; $(CLUSTER) down' EXIT; \
+	$(CLUSTER) up --gpu-nodes 0 --cpu-nodes 0 --crds-dir ''; \
 	bash tools/docker_up.sh; \
 	bash tools/node_image.sh; \
 	export AIINFRA_NVIDIA_CTK_REPO="$$(bash tools/nvidia_ctk_repo.sh)"; \
