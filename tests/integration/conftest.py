@@ -129,3 +129,19 @@ def gpu_pool(kube, request):
             kube.delete("/api/v1/nodes/%s" % name)
         except ApiError:
             pass
+
+
+@pytest.fixture(scope="module")
+def nvidia_runtime_class(kube):
+    """The RuntimeClass the Container Toolkit role (or the GPU Operator) creates on a GPU cluster."""
+    try:
+        kube.get("/apis/node.k8s.io/v1/runtimeclasses/nvidia")
+        yield "nvidia"
+        return
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
+    kube.request("POST", "/apis/node.k8s.io/v1/runtimeclasses", body=body)
+    yield "nvidia"
+    kube.delete("/apis/node.k8s.io/v1/runtimeclasses/nvidia")

@@ -111,7 +111,7 @@ def test_training_job(module_runner, namespace, getter):
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
-def test_dcgm_exporter(module_runner, kube, namespace):
+def test_dcgm_exporter(module_runner, kube, namespace, nvidia_runtime_class):
     run_twice(
         module_runner,
         "dcgm_exporter",

@@ -9,20 +9,8 @@ from ansible_collections.aiinfra.cluster.plugins.modules.dcgm_exporter import op
 UNREACHABLE = {"host": "https://127.0.0.1:9", "validate_certs": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def nvidia_runtime_class(kube):
-    """The RuntimeClass the Container Toolkit role (or the GPU Operator) creates on a GPU cluster."""
-    try:
-        kube.get("/apis/node.k8s.io/v1/runtimeclasses/nvidia")
-        yield "nvidia"
-        return
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-    body = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"}, "handler": "nvidia"}
-    kube.request("POST", "/apis/node.k8s.io/v1/runtimeclasses", body=body)
-    yield "nvidia"
-    kube.delete("/apis/node.k8s.io/v1/runtimeclasses/nvidia")
+# The exporter needs the nvidia RuntimeClass on GPU clusters (conftest.nvidia_runtime_class).
+pytestmark = pytest.mark.usefixtures("nvidia_runtime_class")
 
 
 def test_dcgm_exporter_runs_on_gpu_nodes_only(module_runner, kube, namespace, getter):

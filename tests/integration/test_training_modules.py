@@ -44,7 +44,10 @@ class EndpointSliceWatch:
         self.client = KubeClient(config_from_params({"kubeconfig": kubeconfig}))
         conn = self.client._connect()
         path = "/apis/discovery.k8s.io/v1/namespaces/%s/endpointslices?watch=1&timeoutSeconds=120" % namespace
-        conn.request("GET", self.client.config.base_path + path, headers=self.client._headers(None, False))
+        conn.putrequest("GET", self.client.config.base_path + path)
+        for name, value in self.client._headers(None, False):  # pairs: a header may repeat
+            conn.putheader(name, value)
+        conn.endheaders()
         self.resp = conn.getresponse()
         self.conn = conn
         self.thread = threading.Thread(target=self._read, daemon=True)
