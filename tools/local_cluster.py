@@ -316,21 +316,29 @@ class LocalCluster:
         import yaml  # only needed here; the launcher runs from the project venv
 
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        names = []
+        docs = []
         for fname in sorted(os.listdir(crds_dir)):
             if not fname.endswith((".yaml", ".yml")):
                 continue
             with open(os.path.join(crds_dir, fname)) as handle:
-                docs = [d for d in yaml.load_all(handle, Loader=loader) if d and d.get("kind") == "CustomResourceDefinition"]
-            for doc in docs:
-                name = doc["metadata"]["name"]
-                api.ok(
-                    "PATCH",
-                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s?fieldManager=%s&force=true" % (name, FIELD_MANAGER),
-                    doc,
-                    content_type="application/apply-patch+yaml",
-                )
-                names.append(name)
+                docs += [d for d in yaml.load_all(handle, Loader=loader) if d and d.get("kind") == "CustomResourceDefinition"]
+        names = self.apply_crds(api, docs)
+        log("%d CRDs from %s established" % (len(names), crds_dir))
+        return names
+
+    @staticmethod
+    def apply_crds(api, docs):
+        """Server-side apply of CRDs; returns their names once all are Established."""
+        names = []
+        for doc in docs:
+            name = doc["metadata"]["name"]
+            api.ok(
+                "PATCH",
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s?fieldManager=%s&force=true" % (name, FIELD_MANAGER),
+                doc,
+                content_type="application/apply-patch+yaml",
+            )
+            names.append(name)
         deadline = time.time() + 120
         pending = set(names)
         while pending and time.time() < deadline:
@@ -343,7 +351,6 @@ class LocalCluster:
                 time.sleep(0.5)
         if pending:
             raise RuntimeError("CRDs not established after 120s: %s" % ", ".join(sorted(pending)))
-        log("%d CRDs from %s established" % (len(names), crds_dir))
         return names
 
     # Operators' controllers -----------------------------------------------------------
@@ -471,6 +478,14 @@ class LocalCluster:
             ]
             return [("kserve", os.path.join(bin_dirs[name], "manager"), args, env, ready)]
         if name == "trainer":
+            # The runtime CRDs are the chart's (../shared/crds holds TrainJob only); the manager
+            # exits without them. The role lets Helm adopt them when it installs the chart.
+            crds = []
+            for kind in ("trainingruntimes", "clustertrainingruntimes"):
+                crds += self.helm_render(
+                    state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "templates/crd/trainer.kubeflow.org_%s.yaml" % kind
+                )
+            self.apply_crds(api, crds)
             config = self.chart_config(
                 state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "templates/manager/configmap.yaml", "controller_manager_config.yaml"
             )
