@@ -30,6 +30,8 @@ DEFAULT_IMAGES = {
 C10D_PORT = 29400
 TF_PORT = 2222
 MANAGER = "aiinfra.cluster"
+# TrainJob runtimePatches[].manager: the Trainer's webhook requires a domain-prefixed path.
+RUNTIME_PATCH_MANAGER = "aiinfra.cluster/training-job"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 BACKENDS = {
@@ -172,7 +174,9 @@ def _resources(params):
     if params.get("memory"):
         requests["memory"] = limits["memory"] = params["memory"]
     if params["gpus_per_node"]:
-        limits["nvidia.com/gpu"] = params["gpus_per_node"]
+        # A quantity string, as the API server stores it (a webhook-defaulted kind such as JobSet
+        # stores "8" for 8, and a number would then differ from the live object on every run).
+        limits["nvidia.com/gpu"] = str(params["gpus_per_node"])
     out = {}
     if requests:
         out["requests"] = requests
@@ -405,7 +409,7 @@ def build_trainjob(params):
     if pod_patch:
         spec["runtimePatches"] = [
             {
-                "manager": MANAGER,
+                "manager": RUNTIME_PATCH_MANAGER,
                 "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}]}}},
             }
         ]

@@ -30,14 +30,9 @@ def predictor_pods(kube, namespace, name):
     return kube.get("/api/v1/namespaces/%s/pods" % namespace, query=query)["items"]
 
 
-def storage_uris(deployment):
-    """The storage URIs KServe's storage initializer is given in a predictor Deployment."""
-    spec = deployment["spec"]["template"]["spec"]
-    values = []
-    for ctr in spec.get("initContainers", []) + spec.get("containers", []):
-        values += [a for a in ctr.get("args") or [] if "://" in a]
-        values += [e.get("value") for e in ctr.get("env") or [] if e.get("name") == "STORAGE_URI"]
-    return values
+def storage_uri(deployment):
+    """The model URI KServe gives the storage initializer of a predictor Deployment's pods."""
+    return deployment["spec"]["template"]["metadata"]["annotations"].get("internal.serving.kserve.io/storage-initializer-sourceuri")
 
 
 def test_inference_service_ready_through_kserve(module_runner, kube, namespace, operators, gpu_pool, getter):
@@ -59,7 +54,11 @@ def test_inference_service_ready_through_kserve(module_runner, kube, namespace, 
     pods = predictor_pods(kube, namespace, "iris")
     assert pods and all(p["spec"]["nodeName"] in nodes for p in pods), [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in pods]
     assert all(p["spec"]["nodeSelector"] == {PRODUCT_LABEL: product} for p in pods)
-    assert "gs://kfserving-examples/models/sklearn/1.0/model" in storage_uris(deployment)
+    assert storage_uri(deployment) == args["storage_uri"]
+    # KServe's pod mutating webhook added the storage initializer to the pods.
+    for pod in pods:
+        init = [c for c in pod["spec"].get("initContainers") or [] if c["name"] == "storage-initializer"]
+        assert init and init[0]["args"][0] == args["storage_uri"], pod["spec"].get("initContainers")
 
     # Second run while KServe keeps writing status and annotations: nothing to change, no write.
     again = module_runner("inference_service", args)
@@ -82,7 +81,7 @@ def test_inference_service_update_waits_for_new_generation(module_runner, kube, 
     # Returned only once KServe had observed the new generation.
     assert isvc["status"].get("observedGeneration") == isvc["metadata"]["generation"], isvc["status"]
     deployment = kube.get("/apis/apps/v1/namespaces/%s/deployments/iris-predictor" % namespace)
-    assert new_uri in storage_uris(deployment), storage_uris(deployment)
+    assert storage_uri(deployment) == new_uri
 
 
 def test_kserve_webhook_rejects_what_the_schema_accepts(module_runner, namespace, operators, getter):
@@ -140,11 +139,13 @@ def test_jobset_parameter_servers_complete_through_jobset(module_runner, namespa
     assert module_runner("training_job", args)["changed"] is False
 
 
-def test_trainjob_failure_fails_fast_with_controller_reason(module_runner, kube, namespace, operators):
+def test_jobset_failure_fails_fast_with_controller_reason(module_runner, kube, namespace, operators):
+    # JobSet rather than TrainJob: the module's JobSet has backoffLimit 0 and maxRestarts 0, while
+    # the Trainer's torch-distributed runtime keeps the Job default (6 retries, minutes of backoff).
     out = {}
     args = {
-        "name": "oom", "namespace": namespace, "backend": "trainjob", "script": "/w/train.py", "nodes": 2, "gpus_per_node": 1,
-        "node_selector": {"pool": "none"}, "wait_timeout": 240,
+        "name": "oom", "namespace": namespace, "framework": "tensorflow", "strategy": "parameter_server", "backend": "jobset",
+        "script": "/w/train.py", "nodes": 2, "ps_replicas": 1, "node_selector": {"pool": "none"}, "wait_timeout": 240,
     }
     runner = threading.Thread(target=lambda: out.setdefault("result", module_runner("training_job", args)))
     started = time.time()
@@ -154,7 +155,7 @@ def test_trainjob_failure_fails_fast_with_controller_reason(module_runner, kube,
         pods = kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": "jobset.sigs.k8s.io/jobset-name=oom"})["items"]
         pod = pods[0] if pods else None
         time.sleep(0.3)
-    assert pod is not None, "the Trainer and JobSet created no pod"
+    assert pod is not None, "the JobSet controller created no pod"
     # The kubelet's part, which KWOK does not play for a Pending pod: the container fails.
     status = {
         "phase": "Failed",
@@ -169,6 +170,7 @@ def test_trainjob_failure_fails_fast_with_controller_reason(module_runner, kube,
     result = out["result"]
     assert result["failed"] is True, result
     assert time.time() - started < 150, "must fail as soon as the controllers report it, not at wait_timeout"
-    # The reason is the controllers' (JobSet's FailedJobs, carried to the TrainJob by the Trainer).
-    assert "FailedJobs" in result["msg"] or "Failed" in result["msg"], result["msg"]
-    assert "not ready after" not in result["msg"], result["msg"]
+    # The reason and message are the JobSet controller's.
+    assert "ReachedMaxRestarts: jobset failed due to reaching max number of restarts" in result["msg"], result["msg"]
+    assert "CUDA out of memory" in result["msg"], result["msg"]
+    assert "not finished after" not in result["msg"], result["msg"]
