@@ -47,3 +47,20 @@ def test_job_fails_fast():
 def test_get_path_reads_lists():
     assert waiters.get_path({"a": [{"b": 1}]}, "a.0.b") == 1
     assert waiters.get_path({"a": []}, "a.0.b") is None
+
+
+def test_not_ready_reports_the_operators_other_conditions():
+    # KServe's Ready says only "Predictor ingress not created"; PredictorReady says why.
+    isvc = {"status": {"conditions": [
+        {"type": "IngressReady", "status": "False", "reason": "Predictor ingress not created"},
+        {"type": "PredictorReady", "status": "False", "reason": "FailedCreate", "message": 'serviceaccount "models-s3" not found'},
+        {"type": "Ready", "status": "False", "reason": "Predictor ingress not created"},
+        {"type": "Stopped", "status": "False"},
+    ]}}
+    done, why = waiters.check_condition(isvc, {"condition": "Ready"})
+    assert not done
+    assert why == ('condition Ready is False (Predictor ingress not created: None); '
+                   'PredictorReady False (FailedCreate: serviceaccount "models-s3" not found)')
+    dataset = {"status": {"phase": "NotBound", "conditions": [{"type": "Ready", "status": "False", "reason": "RuntimeNotReady", "message": "master not ready"}]}}
+    done, why = waiters.check_field(dataset, {"path": "status.phase", "value": "Bound"})
+    assert why == "status.phase is 'NotBound', waiting for 'Bound'; Ready False (RuntimeNotReady: master not ready)"
