@@ -385,7 +385,9 @@ def build_trainjob(params):
         # The torch plugin sets PET_NNODES/PET_NPROC_PER_NODE/PET_NODE_RANK/PET_MASTER_*; torchrun reads them.
         "command": _entry(params) if params.get("command") else ["torchrun"] + _entry(params),
     }
-    env = _user_env(params)
+    # The volumes' env (CHECKPOINT_DIR, ...) goes here too: the Trainer's webhook refuses env in a
+    # runtime patch of the node container.
+    env = _user_env(params) + _volumes(params)[2]
     if env:
         trainer["env"] = env
     resources = _resources(params)
@@ -399,11 +401,9 @@ def build_trainjob(params):
     pod.pop("restartPolicy", None)
     pod_patch = dict((k, pod[k]) for k in ("volumes", "nodeSelector", "tolerations", "imagePullSecrets", "serviceAccountName") if k in pod)
     node_container = {"name": "node"}
-    _vols, mounts, volume_env = _volumes(params)
+    mounts = _volumes(params)[1]
     if mounts:
         node_container["volumeMounts"] = mounts
-    if volume_env:
-        node_container["env"] = volume_env
     if len(node_container) > 1:
         pod_patch["containers"] = [node_container]
     if pod_patch:

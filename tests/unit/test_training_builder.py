@@ -131,6 +131,9 @@ def test_tfjob_and_pytorchjob_and_trainjob_shapes():
     assert patch["manager"] == "aiinfra.cluster/training-job"  # the Trainer's webhook wants a domain-prefixed path
     node = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
     assert node["name"] == "node"
+    # The Trainer's webhook refuses env in a runtime patch: the checkpoint env is the trainer's.
+    assert all("env" not in c for c in node["template"]["spec"]["template"]["spec"]["containers"])
+    assert tj["spec"]["trainer"]["env"]
 
 
 @pytest.mark.parametrize(
