@@ -67,7 +67,7 @@ def operators(kube, kubeconfig):
     state_dir = os.path.dirname(os.path.abspath(kubeconfig))
     with open(os.path.join(state_dir, "state.json")) as handle:
         running = set(p["name"] for p in json.load(handle)["processes"] if p.get("operator"))
-    missing = {"jobset", "kserve", "trainer", "fluid-dataset", "fluid-alluxio"} - running
+    missing = {"jobset", "kserve", "trainer"} - running
     if missing:
         raise RuntimeError("controllers not running: %s (run `make up`, not --no-operators)" % ", ".join(sorted(missing)))
 
@@ -92,7 +92,8 @@ def operators(kube, kubeconfig):
 
 def patch_status(kube, api_version, kind, name, namespace, status):
     """Set .status the way an operator would (status subresource, merge patch). Only for kinds whose
-    controller does not run here: the GPU Operator's ClusterPolicy, the Training Operator v1 jobs."""
+    controller does not run here: the GPU Operator's ClusterPolicy, the Training Operator v1 jobs,
+    Fluid's runtimes and Datasets (Fluid runs only with `local_cluster.py up --operators ...,fluid`)."""
     rt = ResourceResolver(kube).resolve(api_version, kind)
     path = rt.item_path(name, namespace) + "/status"
     return kube.request("PATCH", path, body={"status": status}, content_type="application/merge-patch+json")

@@ -57,7 +57,16 @@ data_files() {
   local name="$1" mod="$2" ver="$3" dir="$4" src
   [ "$name" = fluid ] && [ ! -d "$dir/charts" ] || return 0
   src="$(cd "$here/$name" && go mod download -json "$mod@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  cp -r "$src/charts" "$dir/charts.tmp" && chmod -R u+w "$dir/charts.tmp" && mv "$dir/charts.tmp" "$dir/charts"
+  cp -r "$src/charts" "$dir/charts.tmp" && chmod -R u+w "$dir/charts.tmp"
+  # The runtime charts depend on file://../library; the image's helm fork resolves that in place,
+  # helm v3 wants it under charts/ (what `helm dependency build` would put there).
+  local chart
+  for chart in "$dir"/charts.tmp/*/; do
+    if grep -q 'file://../library' "$chart/Chart.yaml" 2>/dev/null; then
+      mkdir -p "$chart/charts" && cp -r "$dir/charts.tmp/library" "$chart/charts/library"
+    fi
+  done
+  mv "$dir/charts.tmp" "$dir/charts"
 }
 
 names=("$@")
