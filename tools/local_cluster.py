@@ -386,7 +386,8 @@ class LocalCluster:
             return os.path.join(self.pki, name)
 
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        run(["openssl", "req", "-x509", *ec, "-keyout", p("webhook-ca.key"), "-out", p("webhook-ca.crt"), "-days", "3650", "-subj", "/CN=aiinfra-local-webhook-ca"])
+        run(["openssl", "req", "-x509", *ec, "-keyout", p("webhook-ca.key"), "-out", p("webhook-ca.crt"), "-days", "3650",
+             "-subj", "/CN=aiinfra-local-webhook-ca"])
         run(["openssl", "req", *ec, "-keyout", p("webhook.key"), "-out", p("webhook.csr"), "-subj", "/CN=127.0.0.1"])
         with open(p("webhook.ext"), "w") as handle:
             handle.write("subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n")
@@ -453,7 +454,8 @@ class LocalCluster:
         if name == "jobset":
             # The Configuration the Trainer chart's bundled JobSet installs, made local.
             config = self.chart_config(
-                state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "charts/jobset/templates/controller/configmap.yaml", "controller_manager_config.yaml"
+                state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "charts/jobset/templates/controller/configmap.yaml",
+                "controller_manager_config.yaml",
             )
             config.update(
                 leaderElection={"leaderElect": False}, health={"healthProbeBindAddress": loop % health},

@@ -84,7 +84,8 @@ def operators(kube, kubeconfig):
 
     if not all(deployed(ns, name) for ns, name in OPERATOR_RELEASES):
         env = dict(os.environ, K8S_AUTH_KUBECONFIG=kubeconfig, ANSIBLE_NOCOLOR="1", ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"))
-        cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "local"), os.path.join(ROOT, "playbooks", "platform.yml")]
+        cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "local"),
+               os.path.join(ROOT, "playbooks", "platform.yml")]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT, timeout=1200, check=False)
         assert proc.returncode == 0, proc.stdout.decode()[-6000:]
     return running

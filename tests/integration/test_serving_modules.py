@@ -91,7 +91,8 @@ def test_inference_service_waits_for_ready(module_runner, kube, namespace, opera
     assert 'PredictorReady False (FailedCreate: pods "resnet-predictor-' in res["msg"], res["msg"]
     assert 'serviceaccount "models-s3" not found' in res["msg"], res["msg"]
 
-    kube.request("POST", "/api/v1/namespaces/%s/serviceaccounts" % namespace, body={"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models-s3"}})
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models-s3"}}
+    kube.request("POST", "/api/v1/namespaces/%s/serviceaccounts" % namespace, body=account)
     res = module_runner("inference_service", dict(fixed, wait_timeout=240))
     assert res.get("failed") is not True, res.get("msg")
     assert res["ready"] is True and res["changed"] is False

@@ -61,6 +61,7 @@ def test_not_ready_reports_the_operators_other_conditions():
     assert not done
     assert why == ('condition Ready is False (Predictor ingress not created: None); '
                    'PredictorReady False (FailedCreate: serviceaccount "models-s3" not found)')
-    dataset = {"status": {"phase": "NotBound", "conditions": [{"type": "Ready", "status": "False", "reason": "RuntimeNotReady", "message": "master not ready"}]}}
+    condition = {"type": "Ready", "status": "False", "reason": "RuntimeNotReady", "message": "master not ready"}
+    dataset = {"status": {"phase": "NotBound", "conditions": [condition]}}
     done, why = waiters.check_field(dataset, {"path": "status.phase", "value": "Bound"})
     assert why == "status.phase is 'NotBound', waiting for 'Bound'; Ready False (RuntimeNotReady: master not ready)"
