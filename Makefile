@@ -9,7 +9,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export K8S_AUTH_KUBECONFIG ?= $(CURDIR)/.local-cluster/kubeconfig
 export PATH := $(shell bash tools/gobuild/build.sh --print-only 2>/dev/null):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv collection up down status site uninstall test test-unit test-integration test-molecule test-distribution test-nodes benchmark clean
+.PHONY: venv collection operators up down status site uninstall test test-unit test-integration test-molecule test-distribution test-nodes benchmark clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ collection:
 	@mkdir -p $(COLLECTIONS)/ansible_collections/aiinfra
 	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/aiinfra/cluster
 
+# The operators' controllers `up` runs (AIINFRA_OPERATORS, default jobset,kserve,trainer);
+# `up` builds them itself when missing, this only builds. Kueue is built here on request only.
+comma := ,
+OPERATORS ?= $(or $(AIINFRA_OPERATORS),jobset,kserve,trainer)
+operators:
+	bash tools/gobuild/operators.sh $(subst $(comma), ,$(OPERATORS))
+
 up: venv collection
 	$(CLUSTER) up
 
@@ -33,9 +40,11 @@ down:
 status:
 	$(CLUSTER) status
 
-# Main job: the local control plane with simulated GPU nodes, then site.yml against it.
+# Main job: the local control plane with simulated GPU nodes and the operators' controllers, then
+# site.yml against it; then what the controllers report for the workloads.
 site: up
 	ansible-playbook -i inventories/local site.yml
+	@kubectl --kubeconfig "$(K8S_AUTH_KUBECONFIG)" get inferenceservices,trainjobs,jobsets,datasets -A
 
 uninstall: up
 	ansible-playbook -i inventories/local playbooks/uninstall.yml

@@ -2,14 +2,20 @@
 # Copyright (c) 2026 aiinfra.cluster contributors
 # Apache License 2.0 (see LICENSE)
 """The local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
-KWOK on 127.0.0.1, with simulated GPU nodes. Binaries come from tools/gobuild/build.sh (Go module
-proxy, cached by version outside the repository).
+KWOK on 127.0.0.1, with simulated GPU nodes, and beside it the operators' own controllers (JobSet,
+KServe, Kubeflow Trainer; Fluid on request) as host processes. Binaries come from
+tools/gobuild/build.sh and tools/gobuild/operators.sh (Go module proxy, cached by version outside
+the repository).
 
     local_cluster.py up [--gpu-nodes 4 --gpus-per-node 8 --gpu-product ... --cpu-nodes 1]
+                        [--operators jobset,kserve,trainer[,fluid] | --no-operators]
     local_cluster.py status | env | down
 
-A second `up` with the cluster healthy changes nothing. `down` stops every process `up`
-started (by PID, checked against its command line) and removes the state directory.
+A second `up` with the cluster healthy changes nothing (it restarts a controller that died).
+`down` stops every process `up` started (by PID, checked against its command line) and removes
+the state directory. The controllers' webhook servers are registered by the charts, through the
+post-renderer inventories/files/helm-local-webhooks, which reads webhooks.json in the state
+directory.
 """
 
 import argparse
@@ -28,7 +34,24 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_STATE = os.environ.get("AIINFRA_LOCAL_CLUSTER_DIR", os.path.join(ROOT, ".local-cluster"))
 DEFAULT_CRDS = os.path.join(os.path.dirname(ROOT), "shared", "crds")
+DEFAULT_CHARTS = os.environ.get("AIINFRA_CHARTS_DIR", os.path.join(os.path.dirname(ROOT), "shared", "charts"))
 FIELD_MANAGER = "aiinfra-local-cluster"
+# The operators' controllers the launcher can run, in start order (the Trainer needs JobSet), and
+# the default set. Fluid runs on request: its Alluxio runtime controller execs into the cache
+# pods, which simulated pods cannot answer, so a Dataset never binds and a deleted runtime keeps
+# its finalizer (the controller's shutdown execs too). Kueue is not started by the launcher yet.
+OPERATORS = ("jobset", "kserve", "trainer", "fluid")
+DEFAULT_OPERATORS = "jobset,kserve,trainer"
+# Webhook Service names the charts render with the roles' release names -> the controller that
+# serves them. The post-renderer points these at the controller's loopback webhook port.
+WEBHOOK_SERVICES = {
+    "kserve": ["kserve-webhook-server-service"],
+    "jobset": ["jobset-webhook-service"],
+    "trainer": ["kubeflow-trainer-controller-manager"],
+}
+# Where the roles install each chart (release, namespace): objects the launcher creates before
+# the chart is installed carry that release's Helm ownership, so `helm install` adopts them.
+KSERVE_RELEASE = ("kserve-resources", "kserve")
 # GPU Feature Discovery labels per product: (gpu.memory MiB, gpu.family, compute major, minor)
 GPU_PRODUCTS = {
     "NVIDIA-H100-80GB-HBM3": (81559, "hopper", 9, 0),
@@ -108,6 +131,8 @@ class LocalCluster:
         self.logs = os.path.join(self.state_dir, "logs")
         self.state_file = os.path.join(self.state_dir, "state.json")
         self.kubeconfig = os.path.join(self.state_dir, "kubeconfig")
+        # Webhook ports and CA of the running controllers, read by the helm post-renderer.
+        self.webhooks_file = os.path.join(self.state_dir, "webhooks.json")
 
     # State ------------------------------------------------------------------------------
     def load_state(self):
@@ -133,7 +158,8 @@ class LocalCluster:
         return argv0 == proc["binary"]
 
     def healthy(self, state):
-        if not state or not all(self.pid_alive(p) for p in state["processes"]):
+        """The control plane answers (operators are checked, and restarted, by ensure_operators)."""
+        if not state or not all(self.pid_alive(p) for p in state["processes"] if not p.get("operator")):
             return False
         try:
             status = Api(state["ports"]["apiserver"], self.pki).request("GET", "/readyz")[0]
@@ -198,13 +224,18 @@ class LocalCluster:
             json.dump(config, handle, indent=2)  # JSON is valid YAML for every kubeconfig reader
         os.chmod(self.kubeconfig, 0o600)
 
-    def start(self, state, name, binary, args):
+    def start(self, state, name, binary, args, env=None, operator=False):
         os.makedirs(self.logs, exist_ok=True)
-        out = open(os.path.join(self.logs, name + ".log"), "ab")
-        proc = subprocess.Popen(
-            [binary] + args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir, env=component_env()
-        )
-        state["processes"].append({"name": name, "pid": proc.pid, "binary": binary})
+        log_path = os.path.join(self.logs, name + ".log")
+        with open(log_path, "ab") as out:
+            proc = subprocess.Popen(
+                [binary] + args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.state_dir,
+                env=env or component_env(),
+            )
+        entry = {"name": name, "pid": proc.pid, "binary": binary, "log": log_path}
+        if operator:
+            entry["operator"] = True
+        state["processes"].append(entry)
         self.save_state(state)
         return proc
 
@@ -285,21 +316,29 @@ class LocalCluster:
         import yaml  # only needed here; the launcher runs from the project venv
 
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        names = []
+        docs = []
         for fname in sorted(os.listdir(crds_dir)):
             if not fname.endswith((".yaml", ".yml")):
                 continue
             with open(os.path.join(crds_dir, fname)) as handle:
-                docs = [d for d in yaml.load_all(handle, Loader=loader) if d and d.get("kind") == "CustomResourceDefinition"]
-            for doc in docs:
-                name = doc["metadata"]["name"]
-                api.ok(
-                    "PATCH",
-                    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s?fieldManager=%s&force=true" % (name, FIELD_MANAGER),
-                    doc,
-                    content_type="application/apply-patch+yaml",
-                )
-                names.append(name)
+                docs += [d for d in yaml.load_all(handle, Loader=loader) if d and d.get("kind") == "CustomResourceDefinition"]
+        names = self.apply_crds(api, docs)
+        log("%d CRDs from %s established" % (len(names), crds_dir))
+        return names
+
+    @staticmethod
+    def apply_crds(api, docs):
+        """Server-side apply of CRDs; returns their names once all are Established."""
+        names = []
+        for doc in docs:
+            name = doc["metadata"]["name"]
+            api.ok(
+                "PATCH",
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/%s?fieldManager=%s&force=true" % (name, FIELD_MANAGER),
+                doc,
+                content_type="application/apply-patch+yaml",
+            )
+            names.append(name)
         deadline = time.time() + 120
         pending = set(names)
         while pending and time.time() < deadline:
@@ -312,8 +351,218 @@ class LocalCluster:
                 time.sleep(0.5)
         if pending:
             raise RuntimeError("CRDs not established after 120s: %s" % ", ".join(sorted(pending)))
-        log("%d CRDs from %s established" % (len(names), crds_dir))
         return names
+
+    # Operators' controllers -----------------------------------------------------------
+    @staticmethod
+    def operator_versions():
+        versions = {}
+        with open(os.path.join(ROOT, "tools", "gobuild", "versions.env")) as handle:
+            for line in handle:
+                if "=" in line and not line.lstrip().startswith("#"):
+                    key, value = line.strip().split("=", 1)
+                    versions[key] = value
+        return versions
+
+    def build_operators(self, names):
+        """Builds the named controllers when missing; returns {name: directory of its binaries}."""
+        started = time.time()
+        script = os.path.join(ROOT, "tools", "gobuild", "operators.sh")
+        out = subprocess.run(["bash", script] + list(names), check=True, stdout=subprocess.PIPE, stderr=None)
+        root = out.stdout.decode().strip().splitlines()[-1]
+        versions = self.operator_versions()
+        dirs = dict((name, os.path.join(root, "%s-%s" % (name, versions[name.upper() + "_VERSION"]))) for name in names)
+        log("operator binaries ready in %s (%.1fs)" % (root, time.time() - started))
+        return dirs
+
+    def make_webhook_pki(self):
+        """A CA of its own for the controllers' webhook servers (its certificate is the caBundle
+        the post-renderer writes into the webhook configurations) and one serving certificate for
+        127.0.0.1, shared by every webhook server."""
+        if os.path.exists(os.path.join(self.pki, "webhook.crt")):
+            return
+
+        def p(name):
+            return os.path.join(self.pki, name)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        run(["openssl", "req", "-x509", *ec, "-keyout", p("webhook-ca.key"), "-out", p("webhook-ca.crt"), "-days", "3650",
+             "-subj", "/CN=aiinfra-local-webhook-ca"])
+        run(["openssl", "req", *ec, "-keyout", p("webhook.key"), "-out", p("webhook.csr"), "-subj", "/CN=127.0.0.1"])
+        with open(p("webhook.ext"), "w") as handle:
+            handle.write("subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n")
+        run([
+            "openssl", "x509", "-req", "-in", p("webhook.csr"), "-CA", p("webhook-ca.crt"), "-CAkey", p("webhook-ca.key"), "-CAcreateserial",
+            "-out", p("webhook.crt"), "-days", "3650", "-extfile", p("webhook.ext"),
+        ])
+
+    def helm_render(self, state, chart, release, namespace, show_only, sets=()):
+        """Documents one template of a chart renders, as the role would install it (offline)."""
+        import yaml
+
+        home = os.path.join(self.state_dir, "helm")
+        env = dict(component_env(), HELM_CACHE_HOME=home + "/cache", HELM_CONFIG_HOME=home + "/config", HELM_DATA_HOME=home + "/data")
+        cmd = [os.path.join(state["bin_dir"], "helm"), "template", release, os.path.join(state["charts_dir"], chart), "--namespace", namespace,
+               "--show-only", show_only]
+        for item in sets:
+            cmd += ["--set", item]
+        out = run(cmd, env=env).stdout.decode()
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def chart_config(self, state, chart, release, namespace, show_only, key):
+        """The controller configuration file a chart's ConfigMap carries."""
+        import yaml
+
+        return yaml.safe_load(self.helm_render(state, chart, release, namespace, show_only)[0]["data"][key])
+
+    def ensure_helm_owned(self, api, obj, release, namespace):
+        """Creates obj if absent, owned by the Helm release that installs it later (so `helm
+        install` adopts it instead of refusing an object it does not own)."""
+        meta = obj["metadata"]
+        meta.setdefault("labels", {})["app.kubernetes.io/managed-by"] = "Helm"
+        meta.setdefault("annotations", {}).update({"meta.helm.sh/release-name": release, "meta.helm.sh/release-namespace": namespace})
+        path = "/api/v1/namespaces/%s/%ss" % (meta["namespace"], obj["kind"].lower())
+        api.ok("POST", path, obj, accept=(201, 409))
+
+    def ensure_namespace(self, api, name):
+        api.ok("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}, accept=(201, 409))
+
+    def operator_commands(self, state, api, name, bin_dirs):
+        """[(process name, binary, args, env, readiness URL)] for one operator, after writing the
+        private HOME/TMPDIR, certificates and configuration it reads."""
+        ports = state["ports"]
+        for key in ("health", "metrics", "webhook"):
+            ports.setdefault("%s_%s" % (name, key), free_port())
+        health, metrics, webhook = ports[name + "_health"], ports[name + "_metrics"], ports[name + "_webhook"]
+        home = os.path.join(self.state_dir, "operators", name)
+        tmp, certs = os.path.join(home, "tmp"), os.path.join(home, "certs")
+        # KServe and the Trainer read their webhook serving pair from the default directory.
+        default_certs = os.path.join(tmp, "k8s-webhook-server", "serving-certs")
+        for directory in (certs, default_certs):
+            os.makedirs(directory, exist_ok=True)
+            shutil.copyfile(os.path.join(self.pki, "webhook.crt"), os.path.join(directory, "tls.crt"))
+            shutil.copyfile(os.path.join(self.pki, "webhook.key"), os.path.join(directory, "tls.key"))
+        env = dict(component_env(), HOME=home, TMPDIR=tmp, KUBECONFIG=self.kubeconfig)
+        config_path = os.path.join(home, "config.yaml")
+        loop = "127.0.0.1:%d"
+        ready = "http://127.0.0.1:%d/readyz" % health
+
+        def write_config(config):
+            with open(config_path, "w") as handle:
+                json.dump(config, handle, indent=2)
+
+        if name == "jobset":
+            # The Configuration the Trainer chart's bundled JobSet installs, made local.
+            config = self.chart_config(
+                state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "charts/jobset/templates/controller/configmap.yaml",
+                "controller_manager_config.yaml",
+            )
+            config.update(
+                leaderElection={"leaderElect": False}, health={"healthProbeBindAddress": loop % health},
+                metrics={"bindAddress": loop % metrics, "certDir": certs}, webhook={"host": "127.0.0.1", "port": webhook, "certDir": certs},
+                internalCertManagement={"enable": False},
+            )
+            write_config(config)
+            args = ["--kubeconfig=" + self.kubeconfig, "--config=" + config_path, "--zap-log-level=2"]
+            return [("jobset", os.path.join(bin_dirs[name], "jobset"), args, env, ready)]
+        if name == "kserve":
+            namespace = KSERVE_RELEASE[1]
+            self.ensure_namespace(api, namespace)
+            # The manager exits without its ConfigMap; Standard mode is the one that works here.
+            configmap = self.helm_render(
+                state, "kserve-resources", KSERVE_RELEASE[0], namespace, "templates/common/configmap.yaml", ["kserve.controller.deploymentMode=Standard"]
+            )[0]
+            self.ensure_helm_owned(api, configmap, *KSERVE_RELEASE)
+            env["POD_NAMESPACE"] = namespace
+            args = [
+                "--kubeconfig=" + self.kubeconfig, "--metrics-addr=" + loop % metrics, "--health-probe-addr=" + loop % health,
+                "--webhook-port=%d" % webhook, "--leader-elect=false",
+            ]
+            return [("kserve", os.path.join(bin_dirs[name], "manager"), args, env, ready)]
+        if name == "trainer":
+            # The runtime CRDs are the chart's (../shared/crds holds TrainJob only); the manager
+            # exits without them. The role lets Helm adopt them when it installs the chart.
+            crds = []
+            for kind in ("trainingruntimes", "clustertrainingruntimes"):
+                crds += self.helm_render(
+                    state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "templates/crd/trainer.kubeflow.org_%s.yaml" % kind
+                )
+            self.apply_crds(api, crds)
+            config = self.chart_config(
+                state, "kubeflow-trainer", "kubeflow-trainer", "kubeflow-system", "templates/manager/configmap.yaml", "controller_manager_config.yaml"
+            )
+            ports.setdefault("trainer_status", free_port())
+            config["health"]["healthProbeBindAddress"] = loop % health
+            config["metrics"]["bindAddress"] = loop % metrics
+            config["webhook"] = {"host": "127.0.0.1", "port": webhook}
+            config["leaderElection"]["leaderElect"] = False
+            config["certManagement"]["enable"] = False
+            config["statusServer"]["port"] = ports["trainer_status"]
+            write_config(config)
+            args = ["--kubeconfig=" + self.kubeconfig, "--config=" + config_path]
+            return [("trainer", os.path.join(bin_dirs[name], "trainer-controller-manager"), args, env, ready)]
+        if name == "fluid":
+            # No health endpoint and no webhook server: ready when metrics answer. The Alluxio
+            # runtime controller runs `ddc-helm` (helm v3) on the runtime charts in $HOME/charts.
+            ports.setdefault("fluid_alluxio_metrics", free_port())
+            bin_path = os.path.join(home, "bin")
+            os.makedirs(bin_path, exist_ok=True)
+            for link, target in ((os.path.join(bin_path, "ddc-helm"), os.path.join(state["bin_dir"], "helm")),
+                                 (os.path.join(home, "charts"), os.path.join(bin_dirs[name], "charts"))):
+                if not os.path.islink(link):
+                    os.symlink(target, link)
+            env["PATH"] = bin_path + os.pathsep + env.get("PATH", "")
+            common = ["start", "--enable-leader-election=false", "--development=false"]
+            return [
+                ("fluid-dataset", os.path.join(bin_dirs[name], "dataset"), common + ["--metrics-addr=" + loop % metrics], env,
+                 "http://127.0.0.1:%d/metrics" % metrics),
+                ("fluid-alluxio", os.path.join(bin_dirs[name], "alluxio"), common + ["--metrics-addr=" + loop % ports["fluid_alluxio_metrics"]], env,
+                 "http://127.0.0.1:%d/metrics" % ports["fluid_alluxio_metrics"]),
+            ]
+        raise RuntimeError("unknown operator %s" % name)
+
+    def ensure_operators(self, state, api, wanted):
+        """Starts the wanted controllers that do not run, stops the others, and writes
+        webhooks.json for the post-renderer. A controller that does not become healthy fails,
+        naming its log."""
+        procs = state["processes"]
+        names = [n for n in OPERATORS if n in wanted]
+        for proc in [p for p in procs if p.get("operator")]:
+            if proc.get("group") not in names or not self.pid_alive(proc):
+                self.stop([proc])
+                procs.remove(proc)
+        self.save_state(state)
+        running = set(p["group"] for p in procs if p.get("operator"))
+        missing = [n for n in names if n not in running]
+        if missing:
+            bin_dirs = self.build_operators(missing)
+            self.make_webhook_pki()
+            for name in missing:
+                started = time.time()
+                for pname, binary, args, env, ready in self.operator_commands(state, api, name, bin_dirs):
+                    proc = self.start(state, pname, binary, args, env=env, operator=True)
+                    procs[-1]["group"] = name
+                    self.save_state(state)
+                    try:
+                        self.wait_until(pname, lambda url=ready: _http_status(url) == 200, 120, proc, pname)
+                    except RuntimeError as exc:
+                        raise RuntimeError("controller %s did not become healthy (log %s): %s" % (pname, procs[-1]["log"], exc))
+                log("controller %s healthy in %.1fs" % (name, time.time() - started))
+        if not names:
+            # No webhook server runs: the post-renderer drops the charts' webhook configurations.
+            if os.path.exists(self.webhooks_file):
+                os.unlink(self.webhooks_file)
+            return
+        with open(os.path.join(self.pki, "webhook-ca.crt"), "rb") as handle:
+            ca_bundle = base64.b64encode(handle.read()).decode()
+        servers = {}
+        for name in names:
+            for service in WEBHOOK_SERVICES.get(name, []):
+                servers[service] = "https://127.0.0.1:%d" % state["ports"][name + "_webhook"]
+        tmp = self.webhooks_file + ".tmp"
+        with open(tmp, "w") as handle:
+            json.dump({"ca_bundle": ca_bundle, "servers": servers}, handle, indent=2)
+        os.replace(tmp, self.webhooks_file)
 
     # Commands ---------------------------------------------------------------------------
     def up(self, opts):
@@ -322,6 +571,8 @@ class LocalCluster:
         if self.healthy(state):
             api = Api(state["ports"]["apiserver"], self.pki)
             self.create_nodes(api, opts)
+            state["charts_dir"] = opts.charts_dir
+            self.ensure_operators(state, api, opts.operators)
             log("already running (kubeconfig %s)" % self.kubeconfig)
             return state
         if state:
@@ -331,7 +582,7 @@ class LocalCluster:
         os.makedirs(self.state_dir, exist_ok=True)
         self.make_pki()
         ports = dict((k, free_port()) for k in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kwok"))
-        state = {"processes": [], "ports": ports, "bin_dir": bin_dir, "kubeconfig": self.kubeconfig}
+        state = {"processes": [], "ports": ports, "bin_dir": bin_dir, "kubeconfig": self.kubeconfig, "charts_dir": opts.charts_dir}
         self.save_state(state)
         try:
             self._start_all(state, bin_dir, ports)
@@ -344,6 +595,7 @@ class LocalCluster:
                 "default ServiceAccount", lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, 60,
                 name="kube-controller-manager",
             )
+            self.ensure_operators(state, api, opts.operators)
         except Exception:
             log("start-up failed; stopping what was started")
             self.down(quiet=True, keep_logs=True)
@@ -454,6 +706,21 @@ class LocalCluster:
                     ready.add(node["metadata"]["name"])
         return set(names) <= ready
 
+    def stop(self, procs):
+        """SIGTERM, then SIGKILL after 15 s, each process that still runs the binary we started."""
+        for proc in reversed(procs):
+            if self.pid_alive(proc):
+                os.kill(proc["pid"], signal.SIGTERM)
+        deadline = time.time() + 15
+        for proc in reversed(procs):
+            while self.pid_alive(proc) and time.time() < deadline:
+                time.sleep(0.1)
+            if self.pid_alive(proc):
+                os.kill(proc["pid"], signal.SIGKILL)
+                kill_deadline = time.time() + 5
+                while self.pid_alive(proc) and time.time() < kill_deadline:
+                    time.sleep(0.05)
+
     def down(self, quiet=False, keep_logs=False):
         state = self.load_state()
         if not state:
@@ -462,18 +729,7 @@ class LocalCluster:
             if os.path.isdir(self.state_dir) and not keep_logs:
                 shutil.rmtree(self.state_dir, ignore_errors=True)
             return
-        for proc in reversed(state["processes"]):
-            if self.pid_alive(proc):
-                os.kill(proc["pid"], signal.SIGTERM)
-        deadline = time.time() + 15
-        for proc in reversed(state["processes"]):
-            while self.pid_alive(proc) and time.time() < deadline:
-                time.sleep(0.1)
-            if self.pid_alive(proc):
-                os.kill(proc["pid"], signal.SIGKILL)
-                kill_deadline = time.time() + 5
-                while self.pid_alive(proc) and time.time() < kill_deadline:
-                    time.sleep(0.05)
+        self.stop(state["processes"])
         if keep_logs:
             os.unlink(self.state_file)
             shutil.rmtree(os.path.join(self.state_dir, "etcd"), ignore_errors=True)
@@ -488,7 +744,13 @@ class LocalCluster:
             print("not running")
             return 1
         for proc in state["processes"]:
-            print("%-24s pid %-8d %s" % (proc["name"], proc["pid"], "running" if self.pid_alive(proc) else "STOPPED"))
+            alive = self.pid_alive(proc)
+            line = "%-24s pid %-8d %-8s" % (proc["name"], proc["pid"], "running" if alive else "STOPPED")
+            if alive:
+                line += " rss %4d MiB" % (_rss_kib(proc["pid"]) // 1024)
+            if proc.get("operator"):
+                line += "  log " + proc["log"]
+            print(line)
         ok = self.healthy(state)
         print("apiserver https://127.0.0.1:%d %s" % (state["ports"]["apiserver"], "ready" if ok else "NOT READY"))
         if ok:
@@ -516,6 +778,26 @@ def component_env():
     return env
 
 
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _http_status(url):
+    """Status of a GET to a loopback URL, never through a proxy."""
+    from urllib.error import HTTPError
+    from urllib.request import ProxyHandler, build_opener
+
+    try:
+        with build_opener(ProxyHandler({})).open(url, timeout=2) as resp:
+            return resp.status
+    except HTTPError as exc:
+        return exc.code
+
+
 def _http_get(url):
     from urllib.request import urlopen
 
@@ -534,7 +816,17 @@ def main(argv=None):
     parser.add_argument("--cpu-nodes", type=int, default=int(os.environ.get("AIINFRA_CPU_NODES", 1)))
     parser.add_argument("--taint-gpu-nodes", action="store_true", help="taint GPU nodes nvidia.com/gpu=present:NoSchedule")
     parser.add_argument("--crds-dir", default=os.environ.get("AIINFRA_CRDS_DIR", DEFAULT_CRDS), help="install every CRD found here ('' for none)")
+    parser.add_argument("--charts-dir", default=DEFAULT_CHARTS, help="the chart mirror the operators' configuration is rendered from")
+    parser.add_argument(
+        "--operators", nargs="?", const=DEFAULT_OPERATORS, default=os.environ.get("AIINFRA_OPERATORS", DEFAULT_OPERATORS),
+        help="controllers to run beside the control plane, comma-separated, from %s (default %s)" % (",".join(OPERATORS), DEFAULT_OPERATORS),
+    )
+    parser.add_argument("--no-operators", dest="operators", action="store_const", const="", help="the bare control plane, no controllers")
     opts = parser.parse_args(argv)
+    opts.operators = [n for n in opts.operators.split(",") if n]
+    unknown = sorted(set(opts.operators) - set(OPERATORS))
+    if unknown:
+        parser.error("unknown operator(s): %s (known: %s)" % (", ".join(unknown), ", ".join(OPERATORS)))
     cluster = LocalCluster(opts.state_dir)
     if opts.command == "up":
         try:

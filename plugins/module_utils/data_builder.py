@@ -124,8 +124,10 @@ def tiered_store(levels):
         for key in ("high", "low"):
             if level.get(key) is not None:
                 entry[key] = str(level[key])
-        if level.get("volume_type"):
-            entry["volumeType"] = level["volume_type"]
+        # Fluid's runtime controller writes these defaults back into the (atomic) levels list; the
+        # same values here keep a later apply from conflicting with the controller's field manager.
+        entry["volumeType"] = level.get("volume_type") or "hostPath"
+        entry["volumeSource"] = {}
         out.append(entry)
     return {"levels": out}
 

@@ -31,6 +31,8 @@ DEFAULT_IMAGES = {
 C10D_PORT = 29400
 TF_PORT = 2222
 MANAGER = "aiinfra.cluster"
+# TrainJob runtimePatches[].manager: the Trainer's webhook requires a domain-prefixed path.
+RUNTIME_PATCH_MANAGER = "aiinfra.cluster/training-job"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 BACKENDS = {
@@ -173,7 +175,9 @@ def _resources(params):
     if params.get("memory"):
         requests["memory"] = limits["memory"] = params["memory"]
     if params["gpus_per_node"]:
-        limits["nvidia.com/gpu"] = params["gpus_per_node"]
+        # A quantity string, as the API server stores it (a webhook-defaulted kind such as JobSet
+        # stores "8" for 8, and a number would then differ from the live object on every run).
+        limits["nvidia.com/gpu"] = str(params["gpus_per_node"])
     out = {}
     if requests:
         out["requests"] = requests
@@ -382,7 +386,9 @@ def build_trainjob(params):
         # The torch plugin sets PET_NNODES/PET_NPROC_PER_NODE/PET_NODE_RANK/PET_MASTER_*; torchrun reads them.
         "command": _entry(params) if params.get("command") else ["torchrun"] + _entry(params),
     }
-    env = _user_env(params)
+    # The volumes' env (CHECKPOINT_DIR, ...) goes here too: the Trainer's webhook refuses env in a
+    # runtime patch of the node container.
+    env = _user_env(params) + _volumes(params)[2]
     if env:
         trainer["env"] = env
     resources = _resources(params)
@@ -396,17 +402,15 @@ def build_trainjob(params):
     pod.pop("restartPolicy", None)
     pod_patch = dict((k, pod[k]) for k in ("volumes", "nodeSelector", "tolerations", "imagePullSecrets", "serviceAccountName") if k in pod)
     node_container = {"name": "node"}
-    _vols, mounts, volume_env = _volumes(params)
+    mounts = _volumes(params)[1]
     if mounts:
         node_container["volumeMounts"] = mounts
-    if volume_env:
-        node_container["env"] = volume_env
     if len(node_container) > 1:
         pod_patch["containers"] = [node_container]
     if pod_patch:
         spec["runtimePatches"] = [
             {
-                "manager": MANAGER,
+                "manager": RUNTIME_PATCH_MANAGER,
                 "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [{"name": "node", "template": {"spec": {"template": {"spec": pod_patch}}}}]}}},
             }
         ]

@@ -53,6 +53,16 @@ def stale_generation(obj, cond=None):
     return None
 
 
+def other_conditions(obj, skip=None):
+    """The operator's own account of what is not done yet: its other conditions that are not True
+    and say why (KServe's PredictorReady, Fluid's runtime conditions, ...)."""
+    out = []
+    for cond in get_path(obj, "status.conditions") or []:
+        if cond.get("type") != skip and str(cond.get("status")) != "True" and cond.get("message"):
+            out.append("%s %s (%s: %s)" % (cond.get("type"), cond.get("status"), cond.get("reason"), cond.get("message")))
+    return "; ".join(out)
+
+
 # Each check returns (done, why_not); terminal failures raise WaitFailed.
 def check_condition(obj, spec):
     cond = find_condition(obj, spec["condition"])
@@ -62,9 +72,12 @@ def check_condition(obj, spec):
         return False, stale
     if cond is not None and str(cond.get("status")) == want:
         return True, None
+    others = other_conditions(obj, spec["condition"])
     if cond is None:
-        return False, "condition %s not reported yet" % spec["condition"]
-    return False, "condition %s is %s (%s: %s)" % (spec["condition"], cond.get("status"), cond.get("reason"), cond.get("message"))
+        why = "condition %s not reported yet" % spec["condition"]
+    else:
+        why = "condition %s is %s (%s: %s)" % (spec["condition"], cond.get("status"), cond.get("reason"), cond.get("message"))
+    return False, why + ("; " + others if others else "")
 
 
 def check_field(obj, spec):
@@ -75,9 +88,10 @@ def check_field(obj, spec):
     if value is not None and str(value) == str(spec["value"]):
         return True, None
     failed_values = [str(v) for v in spec.get("fail_values") or []]
+    others = other_conditions(obj)
     if value is not None and str(value) in failed_values:
-        raise WaitFailed("%s is %s" % (spec["path"], value), last_status=obj.get("status"))
-    return False, "%s is %r, waiting for %r" % (spec["path"], value, spec["value"])
+        raise WaitFailed("%s is %s" % (spec["path"], value) + ("; " + others if others else ""), last_status=obj.get("status"))
+    return False, "%s is %r, waiting for %r" % (spec["path"], value, spec["value"]) + ("; " + others if others else "")
 
 
 def check_rollout(obj, spec=None):

@@ -77,7 +77,7 @@ def test_fluid_dataset_lifecycle(module_runner, namespace, getter):
 
     credentials = {"aws.accessKeyId": "AKIAEXAMPLE", "aws.secretKey": "rotated"}
     res = module_runner("fluid_dataset", dataset_args(namespace, replicas=3, credentials=credentials), diff=True)
-    assert res["changed"] is True
+    assert res.get("changed") is True, res.get("msg")
     assert base64.b64encode(SECRET_VALUE.encode()).decode() not in str(res["diff"])
     assert getter(*ALLUXIO, "imagenet", namespace)["spec"]["replicas"] == 3
     assert base64.b64decode(getter("v1", "Secret", "imagenet-fluid-credentials", namespace)["data"]["aws.secretKey"]) == b"rotated"

@@ -134,18 +134,20 @@ def test_wait_timeout_reports_last_status_and_events(module_runner, namespace):
     assert result["last_status"] is not None
 
 
-def test_field_wait_uses_operator_status(module_runner, namespace, status_patcher):
+def test_condition_wait_uses_operator_status(module_runner, namespace, operators):
+    # KServe's controller writes the InferenceService's conditions (tools/local_cluster.py runs it).
     isvc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {"name": "m", "namespace": namespace},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://bucket/model"}}},
+        "spec": {"predictor": {"nodeSelector": {"pool": "none"}, "model": {"modelFormat": {"name": "sklearn"}, "storageUri": "gs://bucket/model"}}},
     }
-    result = module_runner("resources", {"definitions": [isvc], "wait_timeout": 2})
-    assert result.get("failed") and "condition Ready not reported yet" in result["msg"], result
-    status_patcher("serving.kserve.io/v1beta1", "InferenceService", "m", namespace, {"conditions": [{"type": "Ready", "status": "True"}]})
-    result = module_runner("resources", {"definitions": [isvc], "wait_timeout": 10})
-    assert not result.get("failed") and not result["changed"], result
+    result = module_runner("resources", {"definitions": [isvc], "wait_timeout": 15})
+    assert result.get("failed") and "condition Ready is False" in result["msg"], result.get("msg")
+    assert "Deployment does not have minimum availability" in result["msg"] or "MinimumReplicasUnavailable" in result["msg"], result["msg"]
+    del isvc["spec"]["predictor"]["nodeSelector"]
+    result = module_runner("resources", {"definitions": [isvc], "wait_timeout": 120})
+    assert not result.get("failed") and result["changed"], result.get("msg")
 
 
 def test_bad_connection_settings(module_runner, tmp_path, kubeconfig):

@@ -25,7 +25,7 @@ def alive(pid):
 
 def test_up_twice_status_down(tmp_path):
     state_dir = tmp_path / "lc"
-    args = ["--gpu-nodes", "2", "--gpus-per-node", "4", "--gpu-product", "NVIDIA-L40S", "--cpu-nodes", "0", "--crds-dir", ""]
+    args = ["--gpu-nodes", "2", "--gpus-per-node", "4", "--gpu-product", "NVIDIA-L40S", "--cpu-nodes", "0", "--crds-dir", "", "--no-operators"]
     try:
         first = launch(state_dir, "up", *args)
         assert first.returncode == 0, first.stderr
@@ -47,3 +47,35 @@ def test_up_twice_status_down(tmp_path):
     assert not any(alive(p) for p in pids), [open("/proc/%d/stat" % p).read() for p in pids if alive(p)]
     assert not state_dir.exists()
     assert launch(state_dir, "status").returncode == 1
+
+
+def test_operators_start_report_and_stop(tmp_path):
+    state_dir = tmp_path / "lc"
+    base = ["--gpu-nodes", "1", "--gpus-per-node", "1", "--cpu-nodes", "0"]
+    # Without the CRDs KServe's manager exits: `up` fails, naming the controller and its log.
+    failed = launch(state_dir, "up", *base, "--crds-dir", "", "--operators", "kserve")
+    assert failed.returncode == 1, failed.stderr
+    assert "controller kserve did not become healthy (log %s)" % (state_dir / "logs" / "kserve.log") in failed.stderr, failed.stderr[-3000:]
+    assert not (state_dir / "state.json").exists()
+
+    pids = []
+    try:
+        up = launch(state_dir, "up", *base, "--operators", "jobset")
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert "controller jobset healthy" in up.stderr
+        procs = json.loads((state_dir / "state.json").read_text())["processes"]
+        jobset = [p for p in procs if p.get("operator")]
+        assert [p["name"] for p in jobset] == ["jobset"] and alive(jobset[0]["pid"])
+        pids = [p["pid"] for p in procs]
+        webhooks = json.loads((state_dir / "webhooks.json").read_text())
+        assert list(webhooks["servers"]) == ["jobset-webhook-service"] and webhooks["servers"]["jobset-webhook-service"].startswith("https://127.0.0.1:")
+        status = launch(state_dir, "status")
+        line = [ln for ln in status.stdout.splitlines() if ln.startswith("jobset ")][0]
+        assert "pid %d" % jobset[0]["pid"] in line and "running" in line and jobset[0]["log"] in line, status.stdout
+        # --no-operators on the running cluster stops the controllers, keeps the control plane.
+        bare = launch(state_dir, "up", *base, "--no-operators")
+        assert bare.returncode == 0 and "already running" in bare.stderr, bare.stderr[-3000:]
+        assert not alive(jobset[0]["pid"]) and not (state_dir / "webhooks.json").exists()
+    finally:
+        launch(state_dir, "down")
+    assert not any(alive(p) for p in pids)

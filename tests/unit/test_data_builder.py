@@ -29,7 +29,10 @@ def test_dataset_and_alluxio_runtime_share_the_name():
     assert ds["metadata"]["name"] == runtime["metadata"]["name"] == "imagenet"
     assert ds["spec"]["mounts"] == [{"mountPoint": "s3://imagenet/", "options": {"alluxio.underfs.s3.endpoint": "http://minio:9000"}}]
     assert runtime["spec"] == {
-        "replicas": 1, "tieredstore": {"levels": [{"mediumtype": "MEM", "path": "/dev/shm", "quota": "2Gi", "high": "0.95", "low": "0.7"}]},
+        "replicas": 1,
+        "tieredstore": {"levels": [
+            {"mediumtype": "MEM", "path": "/dev/shm", "quota": "2Gi", "high": "0.95", "low": "0.7", "volumeType": "hostPath", "volumeSource": {}},
+        ]},
     }
 
 
@@ -67,7 +70,9 @@ def test_juicefs_runtime_affinity_and_dataload():
         "required": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-H100-80GB-HBM3"]}]}]}
     }
     assert ds["spec"]["tolerations"] and ds["spec"]["accessModes"] == ["ReadOnlyMany"]
-    assert runtime["spec"]["tieredstore"]["levels"] == [{"mediumtype": "SSD", "path": "/cache", "quota": "40Gi", "low": "0.1", "volumeType": "hostPath"}]
+    assert runtime["spec"]["tieredstore"]["levels"] == [
+        {"mediumtype": "SSD", "path": "/cache", "quota": "40Gi", "low": "0.1", "volumeType": "hostPath", "volumeSource": {}},
+    ]
     assert re.match(r"^imagenet-warmup-[0-9a-f]{8}$", load["metadata"]["name"]), load["metadata"]["name"]
     assert load["metadata"]["labels"]["aiinfra.cluster/dataload-of"] == "imagenet"
     assert load["spec"] == {"dataset": {"name": "imagenet", "namespace": "data"}, "loadMetadata": True, "target": [{"path": "/f/train"}]}

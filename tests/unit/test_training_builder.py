@@ -51,7 +51,7 @@ def test_pytorch_job_is_indexed_job_with_headless_service_and_c10d_rendezvous():
     assert pod["priorityClassName"] == "gpu-training"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     (ctr,) = pod["containers"]
-    assert ctr["resources"]["limits"]["nvidia.com/gpu"] == 8
+    assert ctr["resources"]["limits"]["nvidia.com/gpu"] == "8"
     cmd = ctr["command"]
     assert cmd[0] == "torchrun"
     assert "--nnodes=2" in cmd and "--nproc-per-node=8" in cmd and "--rdzv-backend=c10d" in cmd
@@ -130,11 +130,14 @@ def test_tfjob_and_pytorchjob_and_trainjob_shapes():
     assert ptj["spec"]["runPolicy"]["ttlSecondsAfterFinished"] == 86400
     tj = build_training_job(dict(BASE, backend="trainjob", nodes=2, gpus_per_node=8, checkpoint={"claim_name": "ckpt"}))[0]
     assert tj["spec"]["trainer"]["numNodes"] == 2 and tj["spec"]["trainer"]["numProcPerNode"] == 8
-    assert tj["spec"]["trainer"]["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == 8
+    assert tj["spec"]["trainer"]["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "8"
     patch = tj["spec"]["runtimePatches"][0]
-    assert patch["manager"] == "aiinfra.cluster"
+    assert patch["manager"] == "aiinfra.cluster/training-job"  # the Trainer's webhook wants a domain-prefixed path
     node = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"][0]
     assert node["name"] == "node"
+    # The Trainer's webhook refuses env in a runtime patch: the checkpoint env is the trainer's.
+    assert all("env" not in c for c in node["template"]["spec"]["template"]["spec"]["containers"])
+    assert tj["spec"]["trainer"]["env"]
 
 
 @pytest.mark.parametrize(

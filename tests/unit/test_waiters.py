@@ -130,3 +130,21 @@ def test_wait_deadline_uses_the_monotonic_clock(monkeypatch):
     with pytest.raises(waiters.WaitTimeout):
         waiters.wait_for(client, _Rt, "x", None, spec, timeout=0.3, sleep=lambda s: (slept.append(s), waiters.time.sleep(s)))
     assert client.gets >= 3 and len(slept) >= 2
+
+
+def test_not_ready_reports_the_operators_other_conditions():
+    # KServe's Ready says only "Predictor ingress not created"; PredictorReady says why.
+    isvc = {"status": {"conditions": [
+        {"type": "IngressReady", "status": "False", "reason": "Predictor ingress not created"},
+        {"type": "PredictorReady", "status": "False", "reason": "FailedCreate", "message": 'serviceaccount "models-s3" not found'},
+        {"type": "Ready", "status": "False", "reason": "Predictor ingress not created"},
+        {"type": "Stopped", "status": "False"},
+    ]}}
+    done, why = waiters.check_condition(isvc, {"condition": "Ready"})
+    assert not done
+    assert why == ('condition Ready is False (Predictor ingress not created: None); '
+                   'PredictorReady False (FailedCreate: serviceaccount "models-s3" not found)')
+    condition = {"type": "Ready", "status": "False", "reason": "RuntimeNotReady", "message": "master not ready"}
+    dataset = {"status": {"phase": "NotBound", "conditions": [condition]}}
+    done, why = waiters.check_field(dataset, {"path": "status.phase", "value": "Bound"})
+    assert why == "status.phase is 'NotBound', waiting for 'Bound'; Ready False (RuntimeNotReady: master not ready)"
