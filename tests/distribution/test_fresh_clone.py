@@ -173,8 +173,11 @@ def test_site_from_a_clone_without_shared(tmp_path):
         assert rc == 0, tail(up)
         assert "no third-party CRDs installed" in up, tail(up)
 
-        rc, out = run([tool("ansible-playbook"), "-i", "inventories/local", "site.yml", "-e", "@%s" % (tmp_path / "mirror.yml")],
-                      cwd=str(clone), env=env, timeout=1800)
+        # The GPU Operator's ClusterPolicy asks for its own DCGM exporter; the standalone one is
+        # deployed anyway so that its ServiceMonitor meets the missing Prometheus Operator CRDs.
+        playbook = [tool("ansible-playbook"), "-i", "inventories/local", "site.yml", "-e", "@%s" % (tmp_path / "mirror.yml"),
+                    "-e", "observability_dcgm_on_gpu_operator=deploy"]
+        rc, out = run(playbook, cwd=str(clone), env=env, timeout=1800)
         counts = recap(out).get("localhost", {})
         assert rc == 0 and counts.get("failed") == 0, tail(out, 120)
         # Every chart came from the stand-in for the upstream repositories.

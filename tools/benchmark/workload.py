@@ -317,7 +317,8 @@ def roles_playbook(prefix):
     plain = collection_playbook(prefix, "batch")[0]
     plain["tasks"] = plain["tasks"][:1]
     plain["name"] = "Benchmark workload: the plain objects (%s)" % prefix
-    return [plain, {"name": "Benchmark workload through the workload tier's roles (%s)" % prefix, "ansible.builtin.import_playbook": "aiinfra.cluster.workloads"}]
+    tier = {"name": "Benchmark workload through the workload tier's roles (%s)" % prefix, "ansible.builtin.import_playbook": "aiinfra.cluster.workloads"}
+    return [plain, tier]
 
 
 def k8s_playbook(objects, prefix):
