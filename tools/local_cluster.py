@@ -590,6 +590,8 @@ class LocalCluster:
             nodes = self.create_nodes(api, opts)
             if opts.crds_dir and os.path.isdir(opts.crds_dir):
                 self.install_crds(api, opts.crds_dir)
+            else:
+                log("no third-party CRDs installed (no %s): the charts bring their own" % (opts.crds_dir or "--crds-dir"))
             self.wait_until("nodes Ready", lambda: self._nodes_ready(api, nodes), 120, self._kwok, "kwok")
             self.wait_until(
                 "default ServiceAccount", lambda: api.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200, 60,

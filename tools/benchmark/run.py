@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 # Copyright (c) 2026 aiinfra.cluster contributors
 # Apache License 2.0 (see LICENSE)
-"""Benchmark: the same ~150-object workload applied by this collection, by one
-kubernetes.core.k8s task per object and by one `kubectl apply --server-side`, each run twice
-(first run, then the re-run that must change nothing); then gpu_node_info over 1000 simulated GPU
-nodes. Request counts come from the API server's own apiserver_request_total counters.
+"""Benchmark: the same ~150-object workload applied by this collection (its modules with `batch`,
+a loop per item, and the workload tier's roles from an inventory), by one kubernetes.core.k8s
+task per object and by one `kubectl apply --server-side`, each run twice (first run, then the
+re-run that must change nothing); then gpu_node_info over 1000 simulated GPU nodes; then the
+whole embedded site (site.yml, inventories/local) on a control plane of its own, converged and
+re-run, against the floor of knowing that nothing changed. Request counts come from the API
+server's own apiserver_request_total counters.
 
 Normally started through tools/benchmark/run.sh, which brings up a private control plane.
 
@@ -29,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 import workload  # noqa: E402  (puts the collection on sys.path)
+import yaml  # noqa: E402
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError  # noqa: E402
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params  # noqa: E402
@@ -38,6 +42,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import R
 PHASES = [
     ("collection", "aiinfra.cluster (batch)", "collection-batch.yml", "bench-a", "ansible"),
     ("collection_loop", "aiinfra.cluster (loop per item)", "collection-loop.yml", "bench-l", "ansible"),
+    ("roles", "aiinfra.cluster roles (workload tier, inventory)", "roles.yml", "bench-r", "roles"),
     ("kubernetes_core", "kubernetes.core.k8s (task per object)", "k8s.yml", "bench-k", "ansible"),
     ("kubectl", "kubectl apply --server-side", "workload.yaml", "bench-c", "kubectl"),
     ("engine", "apply engine alone, no Ansible (reference)", "workload.yaml", "bench-e", "engine"),
@@ -216,8 +221,13 @@ def tool_env(work, kubeconfig):
 
 
 def run_tool(kind, path, env, work):
+    playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     if kind == "ansible":
-        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local", path]
+        cmd = [playbook, "-i", "localhost,", "-c", "local", path]
+    elif kind == "roles":
+        cmd = [playbook, "-i", os.path.join(os.path.dirname(path), "inventory"), path]
+    elif kind == "site":
+        cmd = [playbook, "-i", os.path.join(ROOT, "inventories", "local"), path]
     elif kind == "engine":
         cmd = [sys.executable, os.path.join(HERE, "engine_apply.py"), path]
     else:
@@ -229,7 +239,7 @@ def run_tool(kind, path, env, work):
     if proc.returncode != 0:
         raise RuntimeError("%s failed (rc=%d):\n%s" % (" ".join(cmd), proc.returncode, out[-4000:]))
     changed = None
-    if kind == "ansible":
+    if kind in ("ansible", "roles", "site"):
         match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)", out)
         changed = int(match.group(2)) if match else None
     elif kind == "engine":
@@ -340,6 +350,106 @@ def gpu_node_info_at_scale(client, env, repeats=3):
     return {"runs": runs, "median_seconds": round(median, 2), "gpu_nodes": runs[0]["nodes"], "cluster_nodes": all_nodes}
 
 
+# The whole embedded site ----------------------------------------------------------------------
+SITE_LABEL = "whole embedded site (site.yml, inventories/local)"
+# Set by the server or its controllers, not by who applies the object.
+SERVER_META = ("uid", "creationTimestamp", "generation", "resourceVersion", "managedFields", "selfLink", "deletionGracePeriodSeconds")
+
+
+def site_objects(result_tree):
+    """(apiVersion, kind, namespace, name) of every object the collection's modules report in a
+    run's results (ansible.posix.json callback output)."""
+    found = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            resources = node.get("resources")
+            for res in resources if isinstance(resources, list) else []:
+                if isinstance(res, dict) and {"apiVersion", "kind", "name"} <= set(res) and res.get("action") != "deleted":
+                    found.add((res["apiVersion"], res["kind"], res.get("namespace") or "", res["name"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result_tree)
+    return sorted(found)
+
+
+def site_floor(client, refs, env, work):
+    """The floor of knowing that nothing changed: one `kubectl apply --server-side
+    --dry-run=server` of every object the site's modules manage (as the server holds it) plus one
+    `helm get values` per release."""
+    resolver = ResourceResolver(client)
+    docs = []
+    for api_version, kind, namespace, name in refs:
+        try:
+            obj = client.get(resolver.resolve(api_version, kind).item_path(name, namespace or None))
+        except ApiError as exc:
+            if exc.status == 404:
+                continue
+            raise
+        obj.pop("status", None)
+        for key in SERVER_META:
+            obj["metadata"].pop(key, None)
+        docs.append(obj)
+    path = os.path.join(work, "site-objects.yaml")
+    with open(path, "w") as handle:
+        yaml.safe_dump_all(docs, handle, sort_keys=False)
+    kubectl = shutil.which("kubectl", path=env["PATH"]) or "kubectl"
+    helm = shutil.which("helm", path=env["PATH"]) or "helm"
+    releases = json.loads(subprocess.run([helm, "list", "-A", "-o", "json"], env=env, stdout=subprocess.PIPE, check=True).stdout or b"[]")
+    commands = [[kubectl, "apply", "--server-side", "--dry-run=server", "--force-conflicts", "--field-manager=aiinfra.cluster", "-f", path]]
+    commands += [[helm, "get", "values", rel["name"], "-n", rel["namespace"], "-o", "json"] for rel in releases]
+    started = time.monotonic()
+    for cmd in commands:
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError("%s failed:\n%s" % (" ".join(cmd), proc.stdout.decode()[-2000:]))
+    seconds = time.monotonic() - started
+    log("site floor: kubectl dry-run apply of %d objects + helm get values of %d releases: %.1fs" % (len(docs), len(releases), seconds))
+    return {"seconds": round(seconds, 2), "objects": len(docs), "releases": len(releases)}
+
+
+def site_phase(work, env, state_dir):
+    """site.yml from the checkout with inventories/local, on a control plane of its own (its
+    DaemonSets must not meet the 1000 nodes of gpu_node_info): first run, the no-op re-run,
+    one more re-run through the json callback to learn which objects it manages, then the floor."""
+    launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
+    subprocess.run(launcher + ["up", "--state-dir", state_dir], check=True, stdout=subprocess.DEVNULL)
+    kubeconfig = os.path.join(state_dir, "kubeconfig")
+    senv = dict(env, K8S_AUTH_KUBECONFIG=kubeconfig, KUBECONFIG=kubeconfig)
+    senv.pop("AIINFRA_REPO_DIR", None)
+    client = KubeClient(config_from_params({"kubeconfig": kubeconfig}), timeout=120)
+    site = os.path.join(ROOT, "site.yml")
+    result = {"key": "site", "label": SITE_LABEL}
+    try:
+        scrapes = {}
+        for run in ("first", "rerun"):
+            before = scrape(client)
+            elapsed, changed = run_tool("site", site, senv, ROOT)
+            scrapes[run] = (before, scrape(client))
+            result[run] = {"seconds": round(elapsed, 2), "tasks_changed": changed}
+            log("%-40s %-5s %6.1fs  changed tasks %s" % (SITE_LABEL, run, elapsed, changed))
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "local"), site]
+        proc = subprocess.run(cmd, cwd=ROOT, env=dict(senv, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"), stdout=subprocess.PIPE, check=True)
+        refs = site_objects(json.loads(proc.stdout.decode()))
+        plurals = set(ResourceResolver(client).resolve(a, k).plural for a, k, _n, _m in refs)
+        for run, (before, after) in scrapes.items():
+            requests = classify(before, after, plurals)
+            result[run]["requests"] = requests
+            result[run]["writes_per_object"] = round(float(requests["writes"]) / max(len(refs), 1), 2)
+        result["objects"] = len(refs)
+        result["floor"] = site_floor(client, refs, senv, work)
+        result["ratio_rerun_floor"] = round(result["rerun"]["seconds"] / result["floor"]["seconds"], 2)
+        log("%s: re-run %.1fs = %.1fx the floor" % (SITE_LABEL, result["rerun"]["seconds"], result["ratio_rerun_floor"]))
+    finally:
+        client.close()
+        subprocess.run(launcher + ["down", "--state-dir", state_dir], check=False, stdout=subprocess.DEVNULL)
+    return result
+
+
 # Report -----------------------------------------------------------------------------------------
 def versions(env):
     def out(cmd):
@@ -377,7 +487,7 @@ def main(argv=None):
     parser.add_argument("--state-dir", help="local control plane state dir (to grow it to --gpu-nodes); default: use K8S_AUTH_KUBECONFIG as is")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
     parser.add_argument("--gpu-nodes", type=int, default=1000)
-    parser.add_argument("--skip", action="append", default=[], choices=[p[0] for p in PHASES] + ["gpu_node_info"])
+    parser.add_argument("--skip", action="append", default=[], choices=[p[0] for p in PHASES] + ["gpu_node_info", "site"])
     opts = parser.parse_args(argv)
     kubeconfig = os.environ.get("K8S_AUTH_KUBECONFIG")
     if not kubeconfig or not os.path.exists(kubeconfig):
@@ -386,6 +496,7 @@ def main(argv=None):
     work = tempfile.mkdtemp(prefix="aiinfra-bench-")
     env = tool_env(work, kubeconfig)
     report = {"started": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()), "versions": versions(env), "phases": []}
+    report["load_average"] = {"start": round(os.getloadavg()[0], 1)}
     started = time.monotonic()
     created = []
     try:
@@ -403,11 +514,14 @@ def main(argv=None):
             if opts.state_dir:
                 grow_nodes(opts.state_dir, opts.gpu_nodes)
             report["gpu_node_info"] = gpu_node_info_at_scale(client, env)
+        if "site" not in opts.skip:
+            report["site"] = site_phase(work, env, os.path.join(work, "site-cluster"))
     finally:
         if created:
             cleanup(client, created)
         shutil.rmtree(work, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 1)
+    report["load_average"]["end"] = round(os.getloadavg()[0], 1)
     os.makedirs(opts.out, exist_ok=True)
     with open(os.path.join(HERE, "results.json"), "w") as handle:
         json.dump(report, handle, indent=1, sort_keys=True)

@@ -14,6 +14,10 @@ phases never share an object):
                   aiinfra.cluster.resources bundle for the plain objects
   collection-loop.yml   the same, but an Ansible loop over each family module (one module run
                   per item, the way a role loops over an inventory list)
+  roles.yml + inventory/  the same items as an inventory of the workload tier's roles
+                  (model_serving, datasets, training, observability, mesh_security), converged
+                  by the tier's playbook (aiinfra.cluster.workloads) as users run it; the plain
+                  objects go first through the same aiinfra.cluster.resources bundle
   k8s.yml         the same objects, one kubernetes.core.k8s task per object
   workload.yaml   the same objects as one multi-document file for `kubectl apply --server-side`
   manifests.json  the objects and their count per kind
@@ -278,6 +282,45 @@ def collection_playbook(prefix, style):
     return [{"name": "Benchmark workload through aiinfra.cluster, %s (%s)" % (style, prefix), "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
 
 
+def roles_inventory(prefix):
+    """The family items as the workload roles' inventory lists (group_vars of k8s_control). The
+    plain bundle creates the namespaces, and nothing waits, as in the other phases."""
+    items = family_items(prefix)
+    ns = namespaces(prefix)
+
+    def entries(name):
+        return [dict((k, v) for k, v in args.items() if k != "wait") for args in items[name]]
+
+    dcgm = items["dcgm_exporter"][0]
+    return {
+        "model_serving_create_namespaces": False,
+        "model_serving_wait": False,
+        "model_serving_inference_services": entries("inference_service"),
+        "model_serving_triton_servers": entries("triton_server"),
+        "datasets_create_namespaces": False,
+        "datasets_wait": False,
+        "datasets_fluid": entries("fluid_dataset"),
+        "training_create_namespaces": False,
+        "training_wait": False,
+        "training_jobs": entries("training_job"),
+        "observability_create_namespaces": False,
+        "observability_wait": False,
+        "observability_namespace": dcgm["namespace"],
+        "observability_dcgm_service_monitor": dcgm["service_monitor"],
+        "observability_tensorboard_namespace": ns["training"],
+        "observability_tensorboards": entries("tensorboard"),
+        "mesh_security_policies": entries("istio_policy"),
+    }
+
+
+def roles_playbook(prefix):
+    plain = collection_playbook(prefix, "batch")[0]
+    plain["tasks"] = plain["tasks"][:1]
+    plain["name"] = "Benchmark workload: the plain objects (%s)" % prefix
+    tier = {"name": "Benchmark workload through the workload tier's roles (%s)" % prefix, "ansible.builtin.import_playbook": "aiinfra.cluster.workloads"}
+    return [plain, tier]
+
+
 def k8s_playbook(objects, prefix):
     tasks = [{"name": _task_name(obj), "kubernetes.core.k8s": {"state": "present", "definition": obj}} for obj in objects]
     return [{"name": "Benchmark workload through kubernetes.core.k8s (%s)" % prefix, "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
@@ -296,6 +339,13 @@ def write(out_dir, prefix):
     for style in ("batch", "loop"):
         with open(os.path.join(out_dir, "collection-%s.yml" % style), "w") as handle:
             handle.write("---\n" + dump(collection_playbook(prefix, style)))
+    with open(os.path.join(out_dir, "roles.yml"), "w") as handle:
+        handle.write("---\n" + dump(roles_playbook(prefix)))
+    os.makedirs(os.path.join(out_dir, "inventory", "group_vars"), exist_ok=True)
+    with open(os.path.join(out_dir, "inventory", "hosts.yml"), "w") as handle:
+        handle.write("---\n" + dump({"all": {"children": {"k8s_control": {"hosts": {"localhost": {"ansible_connection": "local"}}}}}}))
+    with open(os.path.join(out_dir, "inventory", "group_vars", "k8s_control.yml"), "w") as handle:
+        handle.write("---\n" + dump(roles_inventory(prefix)))
     with open(os.path.join(out_dir, "k8s.yml"), "w") as handle:
         handle.write("---\n" + dump(k8s_playbook(objects, prefix)))
     with open(os.path.join(out_dir, "workload.yaml"), "w") as handle:
