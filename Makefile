@@ -65,7 +65,7 @@ test-distribution: up
 # (the Node objects nodes.yml cordons and drains), both started and stopped here.
 test-nodes: venv collection
 	@set -e; trap 'bash tools/docker_down.sh; $(CLUSTER) down' EXIT; \
-	$(CLUSTER) up --gpu-nodes 0 --cpu-nodes 0 --crds-dir ''; \
+	$(CLUSTER) up --no-operators --gpu-nodes 0 --cpu-nodes 0 --crds-dir ''; \
 	bash tools/docker_up.sh; \
 	bash tools/node_image.sh; \
 	export AIINFRA_NVIDIA_CTK_REPO="$$(bash tools/nvidia_ctk_repo.sh)"; \

@@ -826,6 +826,12 @@ def main(argv=None):
     parser.add_argument("--no-operators", dest="operators", action="store_const", const="", help="the bare control plane, no controllers")
     opts = parser.parse_args(argv)
     opts.operators = [n for n in opts.operators.split(",") if n]
+    argv = sys.argv[1:] if argv is None else argv
+    asked = "--operators" in argv or any(a.startswith("--operators=") for a in argv) or "AIINFRA_OPERATORS" in os.environ
+    if opts.command == "up" and opts.operators and not asked and not os.path.isdir(opts.charts_dir):
+        # A plain clone: the controllers' configuration is rendered from the chart mirror.
+        log("no chart mirror at %s: no operator controllers started (--charts-dir to run them)" % opts.charts_dir)
+        opts.operators = []
     unknown = sorted(set(opts.operators) - set(OPERATORS))
     if unknown:
         parser.error("unknown operator(s): %s (known: %s)" % (", ".join(unknown), ", ".join(OPERATORS)))
