@@ -327,33 +327,6 @@ def test_older_hash_recipe_with_the_desired_fields_gets_no_write(module_runner, 
 
 
 # Waits -----------------------------------------------------------------------------------------
-def isvc(namespace, storage="gs://bucket/model"):
-    return {
-        "apiVersion": "serving.kserve.io/v1beta1",
-        "kind": "InferenceService",
-        "metadata": {"name": "m", "namespace": namespace},
-        "spec": {"predictor": {"model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage}}},
-    }
-
-
-def test_ready_of_an_earlier_generation_does_not_pass_the_wait(module_runner, namespace, status_patcher, getter):
-    module_runner("resources", {"definitions": [isvc(namespace)], "wait": False})
-    ready = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
-    status_patcher("serving.kserve.io/v1beta1", "InferenceService", "m", namespace, ready)
-    # An UPDATE: the spec is generation 2, the controller still reports Ready for generation 1.
-    result = module_runner("resources", {"definitions": [isvc(namespace, "gs://bucket/model-v2")], "wait_timeout": 3})
-    assert result.get("failed") and "observed generation 1, not 2" in result["msg"], result
-    assert getter("serving.kserve.io/v1beta1", "InferenceService", "m", namespace)["metadata"]["generation"] == 2
-    status_patcher("serving.kserve.io/v1beta1", "InferenceService", "m", namespace, dict(ready, observedGeneration=2))
-    result = module_runner("resources", {"definitions": [isvc(namespace, "gs://bucket/model-v2")], "wait_timeout": 10})
-    assert result.get("failed") is not True, result.get("msg")
-
-
-CLUSTER_POLICY_SPEC = dict(
-    (key, {}) for key in ("daemonsets", "dcgm", "dcgmExporter", "devicePlugin", "driver", "gfd", "nodeStatusExporter", "operator", "toolkit")
-)
-
-
 def test_cluster_policy_ready_needs_its_operands_rolled_out(module_runner, kube, namespace, status_patcher):
     name = "cp-" + namespace[-5:]
     policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": name}, "spec": CLUSTER_POLICY_SPEC}
