@@ -88,7 +88,7 @@ def big_cluster():
     state = tempfile.mkdtemp(prefix="aiinfra-scale-")
     launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
     try:
-        subprocess.run(launcher + ["up", "--state-dir", state, "--gpu-nodes", str(count), "--crds-dir", ""], check=True)
+        subprocess.run(launcher + ["up", "--state-dir", state, "--gpu-nodes", str(count), "--crds-dir", "", "--no-operators"], check=True)
         yield count, os.path.join(state, "kubeconfig")
     finally:
         subprocess.run(launcher + ["down", "--state-dir", state], check=False)

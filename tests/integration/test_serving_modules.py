@@ -86,7 +86,8 @@ def test_inference_service_waits_for_ready(module_runner, kube, namespace, opera
 
     # Then: the Deployment is valid but its pods need the service account, which does not exist.
     fixed = dict(args, resources={"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}})
-    res = module_runner("inference_service", fixed)
+    # Long enough for KServe to observe the new generation after its status-update conflicts backed off.
+    res = module_runner("inference_service", dict(fixed, wait_timeout=90))
     assert res.get("failed") is True
     assert 'PredictorReady False (FailedCreate: pods "resnet-predictor-' in res["msg"], res["msg"]
     assert 'serviceaccount "models-s3" not found' in res["msg"], res["msg"]
