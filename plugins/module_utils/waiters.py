@@ -68,11 +68,13 @@ def check_condition(obj, spec):
     cond = find_condition(obj, spec["condition"])
     want = str(spec.get("status", "True"))
     stale = stale_generation(obj, cond)
+    others = other_conditions(obj, spec["condition"])
     if stale:
-        return False, stale
+        # Some controllers (KServe) advance observedGeneration only once reconciled: their
+        # conditions still say why not.
+        return False, stale + ("; " + others if others else "")
     if cond is not None and str(cond.get("status")) == want:
         return True, None
-    others = other_conditions(obj, spec["condition"])
     if cond is None:
         why = "condition %s not reported yet" % spec["condition"]
     else:
