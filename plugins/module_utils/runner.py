@@ -17,7 +17,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.validation import check_required_if
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine, strip_server_fields
+from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine, strip_server_fields, validate_manifest
 from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import (
     APPLY_ARG_SPEC,
     AUTH_ARG_SPEC,
@@ -76,13 +76,17 @@ def client_from_module(module):
     return KubeClient(config_from_params(params), timeout=module.params.get("request_timeout") or 30)
 
 
-def run_bundle(module, client, objects, waits=None):
+def run_bundle(module, client, objects, waits=None, only_wait=False):
     """Apply (state=present) or delete (state=absent) `objects` as one bundle.
 
     `waits` maps an object's index to a wait spec; by default each kind's DEFAULT_WAITS is used.
-    The bundle's waits share one wait_timeout. Returns the result dict (changed, resources, diff)."""
+    The bundle's waits share one wait_timeout. With `only_wait`, nothing is written: each object
+    (created by something else, a chart say) is read and waited for. Returns the result dict
+    (changed, resources, diff)."""
     params = module.params
     timeout = params.get("wait_timeout", 300)
+    if only_wait:
+        return _wait_only(module, client, objects, waits, timeout)
     engine = ApplyEngine(
         client,
         field_manager=params.get("field_manager") or FIELD_MANAGER,
@@ -116,6 +120,32 @@ def run_bundle(module, client, objects, waits=None):
         if not absent:
             res["object"] = strip_server_fields(waited)
     return result
+
+
+def _wait_only(module, client, objects, waits, timeout):
+    """Wait for objects this run does not write, with the same readiness checks as after an apply
+    (a ClusterPolicy's operands, an earlier generation's status not counted). Check mode reports
+    the wait it would make: what it waits for may be created by a task check mode did not run."""
+    results, specs = [], []
+    for index, obj in enumerate(objects):
+        validate_manifest(obj, index)
+        specs.append((waits or {}).get(index, DEFAULT_WAITS.get(obj["kind"])))
+        if not specs[-1]:
+            raise InputError("%s %s: no readiness check is known for this kind; set wait_for" % (obj["kind"], obj["metadata"]["name"]))
+        results.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+                        "namespace": obj["metadata"].get("namespace"), "changed": False,
+                        "action": "would wait" if module.check_mode else "waited"})
+    if module.check_mode:
+        return {"changed": False, "resources": results}
+    checkpoint({"changed": False, "resources": results})
+    resolver = ApplyEngine(client).resolver
+    deadline = wait_deadline(timeout)
+    for res, spec in zip(results, specs):
+        rt = resolver.resolve(res["apiVersion"], res["kind"])
+        if not rt.namespaced:
+            res["namespace"] = None
+        res["object"] = strip_server_fields(wait_for(client, rt, res["name"], res["namespace"], spec, timeout=timeout, deadline=deadline))
+    return {"changed": False, "resources": results}
 
 
 def execute(module, body):

@@ -51,6 +51,17 @@ options:
         value:
           description: The value O(wait_for.field) must reach.
           type: str
+    only_wait:
+      description:
+        - Write nothing; read each object of O(definitions) (only C(apiVersion), C(kind) and
+          C(metadata) are used) and wait for it with the same readiness checks as after an apply.
+          For objects another tool creates, for example the ClusterPolicy the GPU Operator chart
+          installs.
+        - Needs a known readiness check for the kind (see O(wait_for)). O(state) and O(wait) are
+          then not used. In check mode the wait is reported (action C(would wait)), not made.
+      type: bool
+      default: false
+      version_added: 1.1.0
   batch:
     suboptions: *module_options
 extends_documentation_fragment:
@@ -74,6 +85,13 @@ EXAMPLES = r"""
       - apiVersion: v1
         kind: Namespace
         metadata: {name: team-a}
+
+- name: Wait for the ClusterPolicy the GPU Operator chart created (and its operands' rollout)
+  aiinfra.cluster.resources:
+    only_wait: true
+    wait_timeout: 900
+    definitions:
+      - {apiVersion: nvidia.com/v1, kind: ClusterPolicy, metadata: {name: cluster-policy}}
 
 - name: Remove them again
   aiinfra.cluster.resources:
@@ -135,6 +153,7 @@ def main():
                     "value": {"type": "str"},
                 },
             },
+            "only_wait": {"type": "bool", "default": False},
         }
     )
 
@@ -148,7 +167,7 @@ def main():
             objects.append(obj)
         spec = wait_spec(module.params["wait_for"])
         waits = dict((i, spec) for i in range(len(objects))) if spec else None
-        return run_bundle(module, client, objects, waits=waits)
+        return run_bundle(module, client, objects, waits=waits, only_wait=module.params["only_wait"])
 
     execute(module, body)
 

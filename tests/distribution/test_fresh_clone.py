@@ -175,8 +175,10 @@ def test_site_from_a_clone_without_shared(tmp_path):
 
         # The GPU Operator's ClusterPolicy asks for its own DCGM exporter; the standalone one is
         # deployed anyway so that its ServiceMonitor meets the missing Prometheus Operator CRDs.
+        # No GPU Operator controller runs here to create the nvidia RuntimeClass: the exporter
+        # uses the default runtime, as on nodes where nvidia is containerd's default.
         playbook = [tool("ansible-playbook"), "-i", "inventories/local", "site.yml", "-e", "@%s" % (tmp_path / "mirror.yml"),
-                    "-e", "observability_dcgm_on_gpu_operator=deploy"]
+                    "-e", json.dumps({"observability_dcgm_on_gpu_operator": "deploy", "observability_dcgm_runtime_class_name": ""})]
         rc, out = run(playbook, cwd=str(clone), env=env, timeout=1800)
         counts = recap(out).get("localhost", {})
         assert rc == 0 and counts.get("failed") == 0, tail(out, 120)

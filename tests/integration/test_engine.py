@@ -327,6 +327,12 @@ def test_older_hash_recipe_with_the_desired_fields_gets_no_write(module_runner, 
 
 
 # Waits -----------------------------------------------------------------------------------------
+# The simulated GPU Operator's ClusterPolicy: its controller is not served at the pinned version.
+CLUSTER_POLICY_SPEC = dict(
+    (key, {}) for key in ("daemonsets", "dcgm", "dcgmExporter", "devicePlugin", "driver", "gfd", "nodeStatusExporter", "operator", "toolkit")
+)
+
+
 def test_cluster_policy_ready_needs_its_operands_rolled_out(module_runner, kube, namespace, status_patcher):
     name = "cp-" + namespace[-5:]
     policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": name}, "spec": CLUSTER_POLICY_SPEC}

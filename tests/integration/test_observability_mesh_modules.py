@@ -204,7 +204,7 @@ def test_the_crd_itself_rejects_what_we_reject_first(kube, namespace):
     try:
         kube.request("POST", "/apis/security.istio.io/v1/namespaces/%s/authorizationpolicies" % namespace, query={"dryRun": "All"}, body=bad)
         raise AssertionError("the CRD accepted selector + targetRefs")
-    except Exception as exc:  # ApiError
+    except ApiError as exc:
         assert "only one of targetRefs or selector can be set" in str(getattr(exc, "body", exc))
 
 

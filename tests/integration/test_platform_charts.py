@@ -127,22 +127,48 @@ def test_second_platform_run_changes_nothing(kube, kubeconfig, platform):
 
 
 def test_cluster_policy_wait_reports_operands_then_succeeds_when_ready(kube, kubeconfig, platform, status_patcher):
-    wait = {"gpu_operator_wait_for_ready": True, "gpu_operator_wait_timeout": 6, "gpu_operator_wait_delay": 2}
+    # Simulated GPU Operator (its controller is not served at the pinned version): the test writes
+    # the ClusterPolicy's status and plays the operand DaemonSet it would own.
+    wait = {"gpu_operator_wait_for_ready": True, "gpu_operator_wait_timeout": 6}
     status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None,
-                   {"state": "notReady", "conditions": [{"type": "Ready", "status": "False", "reason": "OperandNotReady",
-                                                         "message": "ClusterPolicy is not ready, states not ready: [state-driver]",
-                                                         "lastTransitionTime": "2026-11-29T00:00:00Z"}]})
+                   {"state": "notReady", "namespace": "gpu-operator",
+                    "conditions": [{"type": "Ready", "status": "False", "reason": "OperandNotReady",
+                                    "message": "ClusterPolicy is not ready, states not ready: [state-driver]",
+                                    "lastTransitionTime": "2026-11-29T00:00:00Z"}]})
     rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, wait)
     assert rc != 0
-    assert "ClusterPolicy cluster-policy not ready after 6s" in out
-    assert "status.state=notReady" in out
-    assert "states not ready: [state-driver]" in out
-    assert "operands not ready:" in out
-    # The operator would now report ready; the same role run passes without changing anything.
-    status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None, {"state": "ready", "conditions": []})
-    rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, wait)
-    assert rc == 0, out[-4000:]
-    assert changed == 0, out[-4000:]
+    assert "ClusterPolicy cluster-policy not ready after 6s" in out, out[-4000:]
+    assert "status.state is 'notReady'" in out, out[-4000:]
+    assert "states not ready: [state-driver]" in out, out[-4000:]
+
+    # After a `helm upgrade` the operator still says `ready` (from before it): an operand whose new
+    # generation cannot roll out (it asks more GPUs than a node has) must hold the wait.
+    uid = kube.get("/apis/nvidia.com/v1/clusterpolicies/cluster-policy")["metadata"]["uid"]
+    status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None, {"state": "ready", "namespace": "gpu-operator", "conditions": []})
+    path = "/apis/apps/v1/namespaces/gpu-operator/daemonsets/nvidia-device-plugin-daemonset"
+    container = {"name": "dp", "image": "registry.local/dp:2", "resources": {"limits": {"nvidia.com/gpu": "1000"}}}
+    operand = {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "gpu-operator",
+                     "ownerReferences": [{"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "name": "cluster-policy", "uid": uid, "controller": True}]},
+        "spec": {"selector": {"matchLabels": {"app": "dp"}},
+                 "template": {"metadata": {"labels": {"app": "dp"}},
+                              "spec": {"nodeSelector": {"nvidia.com/gpu.present": "true"}, "tolerations": [{"operator": "Exists"}],
+                                       "containers": [container]}}},
+    }
+    try:
+        kube.apply_patch(path, operand, "simulated-gpu-operator")
+        rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, wait)
+        assert rc != 0, out[-4000:]
+        assert "operand DaemonSet gpu-operator/nvidia-device-plugin-daemonset" in out, out[-4000:]
+        # The operand rolls out: the same role run passes without changing anything.
+        container["resources"] = {}
+        kube.apply_patch(path, operand, "simulated-gpu-operator")
+        rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, dict(wait, gpu_operator_wait_timeout=60))
+        assert rc == 0, out[-4000:]
+        assert changed == 0, out[-4000:]
+    finally:
+        kube.delete(path)
 
 
 @pytest.mark.parametrize(

@@ -77,24 +77,26 @@ def test_inference_service_lifecycle(module_runner, namespace, getter):
 def test_inference_service_waits_for_ready(module_runner, kube, namespace, operators, getter):
     # KServe's controller runs (tools/local_cluster.py): the wait reads the status it writes, and a
     # timeout reports KServe's own reasons. First: KServe's defaults give the predictor a 1-CPU
-    # limit, so 2 CPUs requested without a limit make the Deployment it builds invalid.
+    # limit, so 2 CPUs requested without a limit make the Deployment it builds invalid. A separate
+    # object (a short name: KServe's host name must stay a DNS label): KServe's work queue backs off exponentially per object on each failed reconcile (up
+    # to 1000 s), so fixing this one in place could leave the fix unobserved for minutes.
     args = isvc_args(namespace, transformer=None, explainer=None, wait=True, wait_timeout=20)
-    res = module_runner("inference_service", args)
+    res = module_runner("inference_service", dict(args, name="bad"))
     assert res.get("failed") is True
     assert "not ready after 20s" in res["msg"] and "ReconcileFailed" in res["msg"], res["msg"]
     assert "must be less than or equal to cpu limit of 1" in res["msg"], res["msg"]
+    module_runner("inference_service", {"name": "bad", "namespace": namespace, "state": "absent"})
 
     # Then: the Deployment is valid but its pods need the service account, which does not exist.
     fixed = dict(args, resources={"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}})
-    # Long enough for KServe to observe the new generation after its status-update conflicts backed off.
-    res = module_runner("inference_service", dict(fixed, wait_timeout=90))
+    res = module_runner("inference_service", dict(fixed, wait_timeout=60))
     assert res.get("failed") is True
     assert 'PredictorReady False (FailedCreate: pods "resnet-predictor-' in res["msg"], res["msg"]
     assert 'serviceaccount "models-s3" not found' in res["msg"], res["msg"]
 
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "models-s3"}}
     kube.request("POST", "/api/v1/namespaces/%s/serviceaccounts" % namespace, body=account)
-    res = module_runner("inference_service", dict(fixed, wait_timeout=240))
+    res = module_runner("inference_service", dict(fixed, wait_timeout=120))
     assert res.get("failed") is not True, res.get("msg")
     assert res["ready"] is True and res["changed"] is False
     status = getter(*ISVC, "resnet", namespace)["status"]
