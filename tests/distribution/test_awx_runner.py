@@ -10,6 +10,7 @@ import json
 import os
 import uuid
 
+import pytest
 import yaml
 
 from conftest import ROOT, clean_env, delete_namespace, run, tail, tool
@@ -23,6 +24,7 @@ def job_events(artifacts):
     return events
 
 
+@pytest.mark.upstream
 def test_site_as_an_awx_job_template(installed_collections, kubeconfig, kube, tmp_path):
     private = tmp_path / "awx-job"
     (private / "project").mkdir(parents=True)

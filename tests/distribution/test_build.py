@@ -9,6 +9,7 @@ import os
 import tarfile
 import uuid
 
+import pytest
 import yaml
 
 from conftest import ROOT, ansible_playbook, clean_env, delete_namespace, module_names, recap, role_names, run, tail, tool
@@ -82,6 +83,7 @@ def _version(text):
     return tuple(int(p) for p in text.split(".")[:3] if p.isdigit())
 
 
+@pytest.mark.upstream
 def test_installed_collection_runs_site_idempotently(installed_collections, kubeconfig, kube, dist_tmp):
     """`ansible-playbook aiinfra.cluster.site` from the installed tarball only (run from an empty
     directory, so nothing of the checkout is used), against the local control plane."""

@@ -16,6 +16,7 @@ import ssl
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 import yaml
 
 from conftest import ROOT, clean_env, recap, run, source_files, tail, tool
@@ -139,6 +140,7 @@ class ChartMirror:
         }
 
 
+@pytest.mark.upstream
 def test_site_from_a_clone_without_shared(tmp_path):
     assert os.path.isdir(SHARED_CHARTS), "the upstream charts to serve are missing: %s" % SHARED_CHARTS
     clone = tmp_path / "src" / "aiinfra-cluster"

@@ -61,6 +61,7 @@ def audit_namespace(kube):
     delete_namespace(kube, name)
 
 
+@pytest.mark.upstream
 def test_storage_credentials_never_reach_the_output(installed_collections, kubeconfig, kube, audit_namespace, tmp_path):
     """fluid_dataset stores credentials in a Secret: applied, changed again, and deleted at -vvv --diff."""
     secrets = ["AKIAnolog%s" % uuid.uuid4().hex[:12].upper(), "nolog-secret-%s" % uuid.uuid4().hex]

@@ -94,6 +94,7 @@ def test_accounts_hold_only_what_they_need(rbac_applied, kube, kubeconfig, tmp_p
     assert not wrong, "%s: (request, expected allowed) that the API server answers differently: %s" % (account, wrong)
 
 
+@pytest.mark.upstream
 def test_site_runs_with_the_platform_account_only(rbac_applied, kube, kubeconfig, installed_collections, tmp_path):
     """The whole site.yml (platform tier, GPU inventory, ...) with nothing but the platform token."""
     path, token = token_kubeconfig(kube, kubeconfig, "aiinfra-platform", tmp_path / "kubeconfig")

@@ -134,6 +134,7 @@ def test_wait_timeout_reports_last_status_and_events(module_runner, namespace):
     assert result["last_status"] is not None
 
 
+@pytest.mark.upstream
 def test_condition_wait_uses_operator_status(module_runner, namespace, operators):
     # KServe's controller writes the InferenceService's conditions (tools/local_cluster.py runs it).
     isvc = {
@@ -310,6 +311,7 @@ def test_object_being_deleted_is_not_reported_present(module_runner, kube, names
 
 
 # The applied-hash recipe -----------------------------------------------------------------------
+@pytest.mark.upstream
 def test_older_hash_recipe_with_the_desired_fields_gets_no_write(module_runner, kube, namespace, getter):
     """An object applied by an earlier release (a bare, unversioned digest) already holding the
     desired fields is left alone: upgrading the collection rewrites nothing."""
@@ -333,6 +335,7 @@ CLUSTER_POLICY_SPEC = dict(
 )
 
 
+@pytest.mark.upstream
 def test_cluster_policy_ready_needs_its_operands_rolled_out(module_runner, kube, namespace, status_patcher):
     name = "cp-" + namespace[-5:]
     policy = {"apiVersion": "nvidia.com/v1", "kind": "ClusterPolicy", "metadata": {"name": name}, "spec": CLUSTER_POLICY_SPEC}

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LAUNCHER = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
 
@@ -49,6 +51,7 @@ def test_up_twice_status_down(tmp_path):
     assert launch(state_dir, "status").returncode == 1
 
 
+@pytest.mark.upstream
 def test_operators_start_report_and_stop(tmp_path):
     state_dir = tmp_path / "lc"
     base = ["--gpu-nodes", "1", "--gpus-per-node", "1", "--cpu-nodes", "0"]

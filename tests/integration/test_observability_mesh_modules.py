@@ -9,8 +9,9 @@ from ansible_collections.aiinfra.cluster.plugins.modules.dcgm_exporter import op
 UNREACHABLE = {"host": "https://127.0.0.1:9", "validate_certs": False}
 
 
-# The exporter needs the nvidia RuntimeClass on GPU clusters (conftest.nvidia_runtime_class).
-pytestmark = pytest.mark.usefixtures("nvidia_runtime_class")
+# The exporter needs the nvidia RuntimeClass on GPU clusters (conftest.nvidia_runtime_class); the
+# Istio and Prometheus Operator CRDs come from ../shared (skipped on a plain clone, tests/conftest.py).
+pytestmark = [pytest.mark.usefixtures("nvidia_runtime_class"), pytest.mark.upstream]
 
 
 def test_dcgm_exporter_runs_on_gpu_nodes_only(module_runner, kube, namespace, getter):

@@ -6,6 +6,11 @@ here sets an operator's status."""
 import threading
 import time
 
+import pytest
+
+# The operators' CRDs (and charts) from ../shared: skipped on a plain clone (tests/conftest.py).
+pytestmark = pytest.mark.upstream
+
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 

@@ -42,6 +42,7 @@ def test_rerun_of_listed_objects_sends_no_write(module_runner, namespace, getter
         module_runner("resources", {"definitions": objs[-2:], "state": "absent", "wait": False})
 
 
+@pytest.mark.upstream
 def test_batch_is_one_module_run(module_runner, namespace, getter):
     items = [{"name": "svc-%d" % i, "namespace": namespace, "peer_authentication": {"mode": "STRICT"}, "selector": {"app": "svc-%d" % i}} for i in range(5)]
     first = module_runner("istio_policy", {"batch": items, "wait": False})

@@ -5,6 +5,9 @@ and webhooks run beside it (tools/local_cluster.py), so InferenceService status 
 
 import pytest
 
+# The operators' CRDs (and charts) from ../shared: skipped on a plain clone (tests/conftest.py).
+pytestmark = pytest.mark.upstream
+
 ISVC = ("serving.kserve.io/v1beta1", "InferenceService")
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 
