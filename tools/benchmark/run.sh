@@ -20,5 +20,7 @@ GOBIN_DIR="$(bash tools/gobuild/build.sh --print-only)"
 export PATH="$GOBIN_DIR:$PATH"
 export AIINFRA_LOCAL_CLUSTER_DIR="$STATE" K8S_AUTH_KUBECONFIG="$STATE/kubeconfig"
 trap '"$PY" tools/local_cluster.py down --state-dir "$STATE"' EXIT
-"$PY" tools/local_cluster.py up --state-dir "$STATE"
+# No operator controllers for the workload phases: the API server's request counters would count
+# their requests on the workload's kinds too (the whole-site phase starts its own, with them).
+"$PY" tools/local_cluster.py up --state-dir "$STATE" --no-operators
 "$PY" tools/benchmark/run.py --state-dir "$STATE" "$@"
