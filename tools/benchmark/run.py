@@ -431,7 +431,9 @@ def site_phase(work, env, state_dir):
     launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
     subprocess.run(launcher + ["up", "--state-dir", state_dir], check=True, stdout=subprocess.DEVNULL)
     kubeconfig = os.path.join(state_dir, "kubeconfig")
-    senv = dict(env, K8S_AUTH_KUBECONFIG=kubeconfig, KUBECONFIG=kubeconfig)
+    # The post-renderer points the charts' webhooks at the controllers of this control plane's
+    # state directory (AIINFRA_LOCAL_CLUSTER_DIR), not at the workload phases' one.
+    senv = dict(env, K8S_AUTH_KUBECONFIG=kubeconfig, KUBECONFIG=kubeconfig, AIINFRA_LOCAL_CLUSTER_DIR=state_dir)
     senv.pop("AIINFRA_REPO_DIR", None)
     client = KubeClient(config_from_params({"kubeconfig": kubeconfig}), timeout=120)
     site = os.path.join(ROOT, "site.yml")
