@@ -80,7 +80,7 @@ benchmark: venv collection
 test: venv collection
 	@set -e; trap '$(CLUSTER) down' EXIT; \
 	$(CLUSTER) up; \
-	$(VENV)/bin/pytest -q tests/unit tests/integration tests/distribution; \
+	$(VENV)/bin/pytest -q --durations=15 tests/unit tests/integration tests/distribution; \
 	$(VENV)/bin/molecule test -s local
 	$(MAKE) test-nodes
 
