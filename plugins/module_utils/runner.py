@@ -26,6 +26,7 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import
 )
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
+from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
 from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, checkpoint, set_batch, wait_deadline, wait_for
 
 BATCH_CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
@@ -138,7 +139,7 @@ def _wait_only(module, client, objects, waits, timeout):
     if module.check_mode:
         return {"changed": False, "resources": results}
     checkpoint({"changed": False, "resources": results})
-    resolver = ApplyEngine(client).resolver
+    resolver = ResourceResolver(client)
     deadline = wait_deadline(timeout)
     for res, spec in zip(results, specs):
         rt = resolver.resolve(res["apiVersion"], res["kind"])
