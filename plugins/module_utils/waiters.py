@@ -370,6 +370,13 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None, deadlin
             ref = "%s %s%s" % (rt.kind, (namespace + "/") if namespace else "", name)
             events = recent_events(client, last) if last else []
             msg = "%s not ready after %ss: %s" % (ref, timeout, why)
+            extra = EXTRA_CHECKS.get((last or {}).get("kind"))
+            if extra is not None and kind_check is not None:
+                # The kind's own signal failed first: say too what its extra check finds (the
+                # ClusterPolicy operands that have not rolled out), once.
+                extra_done, extra_why = extra(client, last)
+                if not extra_done and extra_why not in msg:
+                    msg += "; " + extra_why
             stuck = stuck_pod_summary(client, last) if last and spec["type"] == "rollout" else None
             if stuck:
                 msg += "; " + stuck

@@ -133,22 +133,9 @@ def test_cluster_policy_wait_reports_operands_then_succeeds_when_ready(kube, kub
     # Simulated GPU Operator (its controller is not served at the pinned version): the test writes
     # the ClusterPolicy's status and plays the operand DaemonSet it would own.
     wait = {"gpu_operator_wait_for_ready": True, "gpu_operator_wait_timeout": 6}
-    status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None,
-                   {"state": "notReady", "namespace": "gpu-operator",
-                    "conditions": [{"type": "Ready", "status": "False", "reason": "OperandNotReady",
-                                    "message": "ClusterPolicy is not ready, states not ready: [state-driver]",
-                                    "lastTransitionTime": "2026-11-29T00:00:00Z"}]})
-    rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, wait)
-    assert rc != 0
-    assert "ClusterPolicy cluster-policy not ready after 6s" in out, out[-4000:]
-    assert "status.state is 'notReady'" in out, out[-4000:]
-    assert "states not ready: [state-driver]" in out, out[-4000:]
-
-    # After a `helm upgrade` the operator still says `ready` (from before it): an operand whose new
-    # generation cannot roll out (it asks more GPUs than a node has) must hold the wait.
     uid = kube.get("/apis/nvidia.com/v1/clusterpolicies/cluster-policy")["metadata"]["uid"]
-    status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None, {"state": "ready", "namespace": "gpu-operator", "conditions": []})
     path = "/apis/apps/v1/namespaces/gpu-operator/daemonsets/nvidia-device-plugin-daemonset"
+    # An operand whose generation cannot roll out (it asks more GPUs than a node has).
     container = {"name": "dp", "image": "registry.local/dp:2", "resources": {"limits": {"nvidia.com/gpu": "1000"}}}
     operand = {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
@@ -161,6 +148,22 @@ def test_cluster_policy_wait_reports_operands_then_succeeds_when_ready(kube, kub
     }
     try:
         kube.apply_patch(path, operand, "simulated-gpu-operator")
+        status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None,
+                       {"state": "notReady", "namespace": "gpu-operator",
+                        "conditions": [{"type": "Ready", "status": "False", "reason": "OperandNotReady",
+                                        "message": "ClusterPolicy is not ready, states not ready: [state-driver]",
+                                        "lastTransitionTime": "2026-11-29T00:00:00Z"}]})
+        rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, wait)
+        assert rc != 0
+        assert "ClusterPolicy cluster-policy not ready after 6s" in out, out[-4000:]
+        assert "status.state is 'notReady'" in out, out[-4000:]
+        assert "states not ready: [state-driver]" in out, out[-4000:]
+        # Which operands are not ready, as the role's own report said before it used the engine.
+        assert "operand DaemonSet gpu-operator/nvidia-device-plugin-daemonset" in out, out[-4000:]
+
+        # After a `helm upgrade` the operator still says `ready` (from before it): the operand that
+        # cannot roll out must hold the wait.
+        status_patcher("nvidia.com/v1", "ClusterPolicy", "cluster-policy", None, {"state": "ready", "namespace": "gpu-operator", "conditions": []})
         rc, out, changed = run_play_text(GPU_OPERATOR_PLAY, kubeconfig, wait)
         assert rc != 0, out[-4000:]
         assert "operand DaemonSet gpu-operator/nvidia-device-plugin-daemonset" in out, out[-4000:]
