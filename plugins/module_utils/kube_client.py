@@ -53,6 +53,8 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import (
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 USER_AGENT = "aiinfra.cluster/0.1.0"
+# A list's objects without their content (names, labels, annotations): PartialObjectMetadataList.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 # Refresh an expiring credential this many seconds early, so a request never races its expiry.
 EXPIRY_MARGIN = 5
@@ -882,9 +884,9 @@ class KubeClient:
             self._conn.close()
             self._conn = None
 
-    def _headers(self, content_type, has_body):
+    def _headers(self, content_type, has_body, accept="application/json"):
         """(name, value) pairs: a list, because impersonation repeats Impersonate-Group."""
-        headers = [("Accept", "application/json"), ("User-Agent", USER_AGENT)]
+        headers = [("Accept", accept), ("User-Agent", USER_AGENT)]
         if has_body:
             headers.append(("Content-Type", content_type))
         return headers + self.config.header_items()
@@ -907,8 +909,9 @@ class KubeClient:
         conn.endheaders(payload)
         return conn.getresponse()
 
-    def request(self, method, path, query=None, body=None, content_type="application/json"):
-        """Send one request; return the decoded JSON body (or None). Raises ApiError on HTTP errors."""
+    def request(self, method, path, query=None, body=None, content_type="application/json", accept="application/json"):
+        """Send one request; return the decoded JSON body (or None). Raises ApiError on HTTP errors.
+        `accept` can ask for another representation, such as metadata only (METADATA_LIST)."""
         url = self.config.base_path + path
         if query:
             url += "?" + urlencode([(k, v) for k, v in query.items() if v is not None])
@@ -917,7 +920,7 @@ class KubeClient:
         reauthenticated = False
         while True:
             attempt += 1
-            headers = self._headers(content_type, payload is not None)
+            headers = self._headers(content_type, payload is not None, accept)
             try:
                 resp = self._send(method, url, payload, headers)
                 data = resp.read()
@@ -972,8 +975,8 @@ class KubeClient:
         )
 
     # Convenience verbs -------------------------------------------------------------------
-    def get(self, path, query=None):
-        return self.request("GET", path, query=query)
+    def get(self, path, query=None, accept="application/json"):
+        return self.request("GET", path, query=query, accept=accept)
 
     def delete(self, path, query=None, body=None):
         return self.request("DELETE", path, query=query, body=body)
