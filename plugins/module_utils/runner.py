@@ -24,10 +24,10 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import
     AUTH_PARAM_NAMES,
     merge_specs,
 )
-from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError, WaitTimeout
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
-from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, checkpoint, set_batch, wait_deadline, wait_for
+from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, checkpoint, pause, set_batch, wait_deadline, wait_for
 
 BATCH_CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
 
@@ -126,27 +126,54 @@ def run_bundle(module, client, objects, waits=None, only_wait=False):
 def _wait_only(module, client, objects, waits, timeout):
     """Wait for objects this run does not write, with the same readiness checks as after an apply
     (a ClusterPolicy's operands, an earlier generation's status not counted). Check mode reports
-    the wait it would make: what it waits for may be created by a task check mode did not run."""
+    the wait it would make: what it waits for may be created by a task check mode did not run.
+
+    An object given by metadata.labels instead of metadata.name stands for every object of its
+    kind (and namespace) with those labels, such as a chart's Deployments: at least one must
+    appear, and each one found is waited for."""
     results, specs = [], []
     for index, obj in enumerate(objects):
+        meta = obj.get("metadata") if isinstance(obj, dict) else None
+        selector = None
+        if isinstance(meta, dict) and not meta.get("name") and isinstance(meta.get("labels"), dict) and meta["labels"]:
+            selector = ",".join("%s=%s" % item for item in sorted(meta["labels"].items()))
+            obj = dict(obj, metadata=dict(meta, name="(labels %s)" % selector))
         validate_manifest(obj, index)
         specs.append((waits or {}).get(index, DEFAULT_WAITS.get(obj["kind"])))
         if not specs[-1]:
             raise InputError("%s %s: no readiness check is known for this kind; set wait_for" % (obj["kind"], obj["metadata"]["name"]))
         results.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
-                        "namespace": obj["metadata"].get("namespace"), "changed": False,
+                        "namespace": obj["metadata"].get("namespace"), "changed": False, "selector": selector,
                         "action": "would wait" if module.check_mode else "waited"})
     if module.check_mode:
-        return {"changed": False, "resources": results}
+        return {"changed": False, "resources": [dict((k, v) for k, v in r.items() if v is not None or k != "selector") for r in results]}
     checkpoint({"changed": False, "resources": results})
     resolver = ResourceResolver(client)
     deadline = wait_deadline(timeout)
+    waited = []
     for res, spec in zip(results, specs):
         rt = resolver.resolve(res["apiVersion"], res["kind"])
         if not rt.namespaced:
             res["namespace"] = None
-        res["object"] = strip_server_fields(wait_for(client, rt, res["name"], res["namespace"], spec, timeout=timeout, deadline=deadline))
-    return {"changed": False, "resources": results}
+        names = [res["name"]] if res["selector"] is None else _labelled_names(client, rt, res, deadline, timeout)
+        for name in names:
+            one = dict((k, v) for k, v in res.items() if v is not None or k != "selector")
+            one["name"] = name
+            one["object"] = strip_server_fields(wait_for(client, rt, name, one["namespace"], spec, timeout=timeout, deadline=deadline))
+            waited.append(one)
+    return {"changed": False, "resources": waited}
+
+
+def _labelled_names(client, rt, res, deadline, timeout):
+    """Names of the objects a label-selected only_wait entry stands for, once at least one exists."""
+    while True:
+        items = (client.get(rt.collection_path(res["namespace"]), query={"labelSelector": res["selector"]}) or {}).get("items") or []
+        if items:
+            return sorted(item["metadata"]["name"] for item in items)
+        if time.monotonic() >= deadline:
+            raise WaitTimeout("no %s labelled %s in namespace %s after %ss" % (res["kind"], res["selector"], res["namespace"], timeout),
+                              kind=res["kind"], selector=res["selector"], namespace=res["namespace"])
+        pause(1.0)
 
 
 def execute(module, body):

@@ -57,6 +57,9 @@ options:
           C(metadata) are used) and wait for it with the same readiness checks as after an apply.
           For objects another tool creates, for example the ClusterPolicy the GPU Operator chart
           installs.
+        - An object given by C(metadata.labels) instead of C(metadata.name) stands for every object
+          of its kind (and C(metadata.namespace)) carrying those labels, for example a chart's
+          Deployments. At least one must appear before O(wait_timeout), and each one found is waited for.
         - Needs a known readiness check for the kind (see O(wait_for)). O(state) and O(wait) are
           then not used. In check mode the wait is reported (action C(would wait)), not made.
       type: bool

@@ -399,6 +399,23 @@ def test_only_wait_reads_and_waits_but_never_writes(module_runner, kube, namespa
     assert res.get("failed") and "no readiness check is known" in res["msg"] and res["api_requests"] == {}, res
 
 
+def test_only_wait_by_labels_waits_for_every_labelled_object(module_runner, kube, namespace):
+    # A chart's Deployments by the label Helm gives them, as the platform roles wait for them.
+    selected = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"namespace": namespace, "labels": {"app.kubernetes.io/instance": "chart-x"}}}
+    res = module_runner("resources", {"definitions": [selected], "only_wait": True, "wait_timeout": 2})
+    assert res.get("failed") and "no Deployment labelled app.kubernetes.io/instance=chart-x in namespace %s after 2s" % namespace in res["msg"], res
+    for name, labels in (("chart-x-a", {"app.kubernetes.io/instance": "chart-x"}), ("chart-x-b", {"app.kubernetes.io/instance": "chart-x"}),
+                         ("other", {"app.kubernetes.io/instance": "chart-y"})):
+        dep = deployment(namespace, name=name)
+        dep["metadata"]["labels"] = labels
+        kube.apply_patch("/apis/apps/v1/namespaces/%s/deployments/%s" % (namespace, name), dep, "someone-else")
+    res = module_runner("resources", {"definitions": [selected], "only_wait": True, "wait_timeout": 60})
+    assert res.get("failed") is not True, res.get("msg")
+    assert [r["name"] for r in res["resources"]] == ["chart-x-a", "chart-x-b"], res["resources"]
+    assert all(r["object"]["status"]["availableReplicas"] == 1 and r["selector"] == "app.kubernetes.io/instance=chart-x" for r in res["resources"])
+    assert set(res["api_requests"]) == {"GET"} and res["changed"] is False, res
+
+
 def test_deployment_fails_fast_on_progress_deadline(module_runner, namespace):
     dep = deployment(namespace, gpus=100)
     dep["spec"]["progressDeadlineSeconds"] = 2
