@@ -121,11 +121,23 @@ def test_charts_install_from_mirror_and_controllers_become_available(kube, platf
 PLATFORM_RELEASES = [("gpu-operator", "gpu-operator"), ("kserve", "kserve-resources"), ("kubeflow-system", "kubeflow-trainer")]
 
 
+def helm_tasks_run(out):
+    """The roles' chart tasks (kubernetes.core.helm) that ran instead of being skipped."""
+    ran = []
+    for block in re.split(r"\nTASK \[", out)[1:]:
+        title, body = block.partition("]")[::2]
+        if re.search(r" : Chart\b", title) and re.search(r"^(ok|changed): ", body, re.M):
+            ran.append(title)
+    return ran
+
+
 def test_second_platform_run_changes_nothing(kube, kubeconfig, platform):
     revisions = dict((r, helm_release(kube, ns, r)) for ns, r in PLATFORM_RELEASES)
     rc, out, changed = run_playbook(PLATFORM, kubeconfig)
     assert rc == 0, out[-6000:]
     assert changed == 0, out[-6000:]
+    # helm_release_info read Helm's records: no chart task started helm.
+    assert re.search(r" : Chart\b", out) and helm_tasks_run(out) == [], helm_tasks_run(out)
     assert revisions == dict((r, helm_release(kube, ns, r)) for ns, r in PLATFORM_RELEASES)
 
 
