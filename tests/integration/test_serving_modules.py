@@ -92,7 +92,7 @@ def test_inference_service_waits_for_ready(module_runner, kube, namespace, opera
 
     # Then: the Deployment is valid but its pods need the service account, which does not exist.
     fixed = dict(args, resources={"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}})
-    res = module_runner("inference_service", dict(fixed, wait_timeout=60))
+    res = module_runner("inference_service", dict(fixed, wait_timeout=30))
     assert res.get("failed") is True
     assert 'PredictorReady False (FailedCreate: pods "resnet-predictor-' in res["msg"], res["msg"]
     assert 'serviceaccount "models-s3" not found' in res["msg"], res["msg"]
