@@ -63,6 +63,24 @@ GPU_PRODUCTS = {
 }
 
 
+# The simulated fabric: GPU node i sits in rack i // nodes-per-rack, rack r in block
+# r // racks-per-block. A rack is one NVLink domain (nvidia.com/gpu.clique, as GFD labels the nodes
+# of an NVL72-class rack), and holds one GPU product.
+TOPOLOGY_BLOCK_LABEL = "aiinfra.cluster/topology-block"
+TOPOLOGY_RACK_LABEL = "aiinfra.cluster/topology-rack"
+# What NVIDIA's DRA kubelet plugin publishes for a full GPU (see ../shared/charts/SOURCES.md):
+# driver gpu.nvidia.com, pool = node name, one device gpu-<minor> per GPU. NVML's product name has
+# spaces where GFD's label has dashes.
+DRA_DRIVER = "gpu.nvidia.com"
+DRA_DRIVER_VERSION = "580.95.5"
+DRA_CUDA_DRIVER_VERSION = "13.0.0"
+
+
+def rack_uuid(rack):
+    """The NVLink domain's cluster UUID in GFD's gpu.clique label (<clusterUUID>.<cliqueId>)."""
+    return "00000000-0000-4000-8000-%012d" % rack
+
+
 def log(msg):
     print("local-cluster: %s" % msg, file=sys.stderr, flush=True)
 
@@ -261,7 +279,7 @@ class LocalCluster:
 
     # Nodes and CRDs ---------------------------------------------------------------------
     @staticmethod
-    def node_manifest(name, gpus, product, taint_gpu):
+    def node_manifest(name, gpus, product, taint_gpu, index=0, topology=(2, 2)):
         labels = {
             "kubernetes.io/hostname": name,
             "kubernetes.io/os": "linux",
@@ -273,6 +291,7 @@ class LocalCluster:
         taints = []
         if gpus:
             memory, family, major, minor = GPU_PRODUCTS.get(product, (81920, "unknown", 0, 0))
+            rack = index // topology[0]
             labels.update(
                 {
                     "nvidia.com/gpu.present": "true",
@@ -283,7 +302,10 @@ class LocalCluster:
                     "nvidia.com/gpu.compute.major": str(major),
                     "nvidia.com/gpu.compute.minor": str(minor),
                     "nvidia.com/mig.capable": "false",
+                    "nvidia.com/gpu.clique": "%s.0" % rack_uuid(rack),
                     "feature.node.kubernetes.io/pci-10de.present": "true",
+                    TOPOLOGY_BLOCK_LABEL: "block-%d" % (rack // topology[1]),
+                    TOPOLOGY_RACK_LABEL: "rack-%d" % rack,
                 }
             )
             capacity.update({"cpu": "192", "memory": "2Ti", "nvidia.com/gpu": str(gpus)})
@@ -298,18 +320,53 @@ class LocalCluster:
         }
         return node
 
+    @staticmethod
+    def resource_slice_manifest(node, gpus, product, index):
+        """The ResourceSlice NVIDIA's DRA kubelet plugin would publish for this node's GPUs."""
+        memory, family, major, minor = GPU_PRODUCTS.get(product, (81920, "unknown", 0, 0))
+        devices = []
+        for minor_number in range(gpus):
+            devices.append({
+                "name": "gpu-%d" % minor_number,
+                "attributes": {
+                    "type": {"string": "gpu"},
+                    "uuid": {"string": "GPU-%08x-0000-4000-8000-%012x" % (index, minor_number)},
+                    "productName": {"string": product.replace("-", " ")},
+                    "brand": {"string": "Nvidia"},
+                    "architecture": {"string": family.replace("-", " ").title()},
+                    "cudaComputeCapability": {"version": "%d.%d.0" % (major, minor)},
+                    "driverVersion": {"version": DRA_DRIVER_VERSION},
+                    "cudaDriverVersion": {"version": DRA_CUDA_DRIVER_VERSION},
+                    "resource.kubernetes.io/pciBusID": {"string": "0000:%02x:00.0" % (0x18 + 8 * minor_number)},
+                },
+                "capacity": {"memory": {"value": "%dMi" % memory}},
+            })
+        return {
+            "apiVersion": "resource.k8s.io/v1",
+            "kind": "ResourceSlice",
+            "metadata": {"name": "%s-%s" % (node, DRA_DRIVER), "labels": {"aiinfra.cluster/simulated": "true"}},
+            "spec": {"driver": DRA_DRIVER, "nodeName": node, "pool": {"name": node, "generation": 0, "resourceSliceCount": 1},
+                     "devices": devices},
+        }
+
     def create_nodes(self, api, opts):
-        wanted = [("%s-%d" % (opts.gpu_node_prefix, i), opts.gpus_per_node) for i in range(opts.gpu_nodes)]
-        wanted += [("cpu-node-%d" % i, 0) for i in range(opts.cpu_nodes)]
+        products = [p for p in opts.gpu_product.split(",") if p]
+        topology = (max(opts.nodes_per_rack, 1), max(opts.racks_per_block, 1))
+        wanted = [("%s-%d" % (opts.gpu_node_prefix, i), opts.gpus_per_node, products[(i // topology[0]) % len(products)], i)
+                  for i in range(opts.gpu_nodes)]
+        wanted += [("cpu-node-%d" % i, 0, None, i) for i in range(opts.cpu_nodes)]
         existing = set(n["metadata"]["name"] for n in (api.ok("GET", "/api/v1/nodes").get("items") or []))
+        slices = set(s["metadata"]["name"] for s in (api.ok("GET", "/apis/resource.k8s.io/v1/resourceslices").get("items") or []))
         created = 0
-        for name, gpus in wanted:
-            if name in existing:
-                continue
-            api.ok("POST", "/api/v1/nodes", self.node_manifest(name, gpus, opts.gpu_product, opts.taint_gpu_nodes))
-            created += 1
-        log("%d nodes (%d created): %d GPU nodes x %d %s, %d CPU-only"
-            % (len(wanted), created, opts.gpu_nodes, opts.gpus_per_node, opts.gpu_product, opts.cpu_nodes))
+        for name, gpus, product, index in wanted:
+            if name not in existing:
+                api.ok("POST", "/api/v1/nodes", self.node_manifest(name, gpus, product, opts.taint_gpu_nodes, index, topology))
+                created += 1
+            if gpus and opts.dra_slices and "%s-%s" % (name, DRA_DRIVER) not in slices:
+                api.ok("POST", "/apis/resource.k8s.io/v1/resourceslices", self.resource_slice_manifest(name, gpus, product, index))
+        log("%d nodes (%d created): %d GPU nodes x %d %s (%d per rack, %d racks per block%s), %d CPU-only"
+            % (len(wanted), created, opts.gpu_nodes, opts.gpus_per_node, opts.gpu_product, topology[0], topology[1],
+               ", DRA ResourceSlices" if opts.dra_slices else "", opts.cpu_nodes))
         return [item[0] for item in wanted]
 
     def install_crds(self, api, crds_dir):
@@ -813,8 +870,15 @@ def main(argv=None):
     parser.add_argument("--state-dir", default=DEFAULT_STATE)
     parser.add_argument("--gpu-nodes", type=int, default=int(os.environ.get("AIINFRA_GPU_NODES", 4)))
     parser.add_argument("--gpus-per-node", type=int, default=int(os.environ.get("AIINFRA_GPUS_PER_NODE", 8)))
-    parser.add_argument("--gpu-product", default=os.environ.get("AIINFRA_GPU_PRODUCT", "NVIDIA-H100-80GB-HBM3"))
+    parser.add_argument("--gpu-product", default=os.environ.get("AIINFRA_GPU_PRODUCT", "NVIDIA-H100-80GB-HBM3"),
+                        help="GFD product label; a comma-separated list assigns the products to racks in turn")
     parser.add_argument("--gpu-node-prefix", default="gpu-node")
+    parser.add_argument("--nodes-per-rack", type=int, default=int(os.environ.get("AIINFRA_NODES_PER_RACK", 2)),
+                        help="GPU nodes per rack (one NVLink domain, one GPU product; label %s)" % TOPOLOGY_RACK_LABEL)
+    parser.add_argument("--racks-per-block", type=int, default=int(os.environ.get("AIINFRA_RACKS_PER_BLOCK", 2)),
+                        help="racks per block (label %s)" % TOPOLOGY_BLOCK_LABEL)
+    parser.add_argument("--no-dra-slices", dest="dra_slices", action="store_false",
+                        help="publish no ResourceSlices (driver %s) for the simulated GPUs" % DRA_DRIVER)
     parser.add_argument("--cpu-nodes", type=int, default=int(os.environ.get("AIINFRA_CPU_NODES", 1)))
     parser.add_argument("--taint-gpu-nodes", action="store_true", help="taint GPU nodes nvidia.com/gpu=present:NoSchedule")
     parser.add_argument("--crds-dir", default=os.environ.get("AIINFRA_CRDS_DIR", DEFAULT_CRDS), help="install every CRD found here ('' for none)")
