@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 GPU = "nvidia.com/gpu"
+DRA_DRIVER = "gpu.nvidia.com"
 MIG_PREFIX = "nvidia.com/mig-"
 GFD_LABELS = (
     "nvidia.com/gpu.present",
@@ -21,6 +22,7 @@ GFD_LABELS = (
     "nvidia.com/mig.strategy",
     "nvidia.com/gpu.replicas",
     "nvidia.com/gpu.sharing-strategy",
+    "nvidia.com/gpu.clique",
 )
 
 
@@ -70,7 +72,61 @@ def _empty_totals():
     return {"nodes": 0, "gpu_capacity": 0, "gpu_allocatable": 0, "gpu_requested": 0, "gpu_free": 0}
 
 
-def summarize_inventory(nodes, pods, only_schedulable=False, only_gpu_nodes=True):
+def _dra_empty():
+    return {"devices": 0, "allocated": 0, "free": 0}
+
+
+def _attribute(device, name):
+    """A device attribute's value, whatever its type (string, version, int, bool)."""
+    value = ((device.get("attributes") or {}).get(name)) or {}
+    for key in ("string", "version", "int", "bool"):
+        if key in value:
+            return value[key]
+    return None
+
+
+def summarize_dra(slices, claims, driver=DRA_DRIVER):
+    """DRA devices of `driver` per node, from ResourceSlices, and which of them ResourceClaims hold.
+
+    Returns {node: {devices, allocated, free, products: {productName: {devices, allocated, free}}}}.
+    A device is allocated when a claim's status.allocation names its driver, pool and name."""
+    taken = set()
+    for claim in claims:
+        results = ((((claim.get("status") or {}).get("allocation") or {}).get("devices") or {}).get("results")) or []
+        for res in results:
+            if res.get("driver") == driver:
+                taken.add((res.get("pool"), res.get("device")))
+    per_node = {}
+    for rs in slices:
+        spec = rs.get("spec") or {}
+        if spec.get("driver") != driver:
+            continue
+        node, pool = spec.get("nodeName"), (spec.get("pool") or {}).get("name")
+        entry = per_node.setdefault(node, dict(_dra_empty(), products={}))
+        for device in spec.get("devices") or []:
+            if _attribute(device, "type") not in (None, "gpu"):
+                continue  # MIG and VFIO devices are other device classes
+            product = _attribute(device, "productName") or "unknown"
+            allocated = 1 if (pool, device.get("name")) in taken else 0
+            for bucket in (entry, entry["products"].setdefault(product, _dra_empty())):
+                bucket["devices"] += 1
+                bucket["allocated"] += allocated
+                bucket["free"] += 1 - allocated
+    return per_node
+
+
+def _add_dra(total, entry):
+    for key in ("devices", "allocated", "free"):
+        total[key] += entry[key]
+    for product, counts in entry["products"].items():
+        bucket = total["products"].setdefault(product, _dra_empty())
+        for key in ("devices", "allocated", "free"):
+            bucket[key] += counts[key]
+
+
+def summarize_inventory(nodes, pods, only_schedulable=False, only_gpu_nodes=True, dra_nodes=None):
+    """`dra_nodes` (from summarize_dra) adds each node's DRA devices; a node with DRA devices and no
+    device-plugin GPUs (the device plugin is off under DRA) is a GPU node too."""
     requested = {}
     for pod in pods:
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -82,6 +138,7 @@ def summarize_inventory(nodes, pods, only_schedulable=False, only_gpu_nodes=True
             per_node[name] = per_node.get(name, 0) + value
 
     report, totals, products = [], _empty_totals(), {}
+    dra_totals = dict(_dra_empty(), products={}, nodes=0)
     for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
         meta, status = node.get("metadata") or {}, node.get("status") or {}
         labels = meta.get("labels") or {}
@@ -95,7 +152,8 @@ def summarize_inventory(nodes, pods, only_schedulable=False, only_gpu_nodes=True
                 "requested": requested.get(name, {}).get(res, 0),
             }
         gpu_cap, gpu_alloc = count(capacity.get(GPU)), count(allocatable.get(GPU))
-        if only_gpu_nodes and not gpu_cap and not mig:
+        dra = (dra_nodes or {}).get(name)
+        if only_gpu_nodes and not gpu_cap and not mig and not (dra and dra["devices"]):
             continue
         ready = node_ready(node)
         schedulable = ready and not (node.get("spec") or {}).get("unschedulable", False)
@@ -116,6 +174,10 @@ def summarize_inventory(nodes, pods, only_schedulable=False, only_gpu_nodes=True
             "taints": (node.get("spec") or {}).get("taints") or [],
             "labels": dict((k, v) for k, v in labels.items() if k in GFD_LABELS),
         }
+        if dra_nodes is not None:
+            entry["dra"] = dra or dict(_dra_empty(), products={})
+            _add_dra(dra_totals, entry["dra"])
+            dra_totals["nodes"] += 1 if entry["dra"]["devices"] else 0
         report.append(entry)
         product = products.setdefault(entry["product"] or "unknown", _empty_totals())
         for bucket in (totals, product):
@@ -124,4 +186,7 @@ def summarize_inventory(nodes, pods, only_schedulable=False, only_gpu_nodes=True
             bucket["gpu_allocatable"] += gpu_alloc
             bucket["gpu_requested"] += gpu_req
             bucket["gpu_free"] += entry["gpu_free"]
-    return {"nodes": report, "totals": totals, "products": products}
+    result = {"nodes": report, "totals": totals, "products": products}
+    if dra_nodes is not None:
+        result["dra"] = dict(dra_totals, driver=DRA_DRIVER)
+    return result

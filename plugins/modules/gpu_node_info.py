@@ -43,6 +43,16 @@ options:
       - Set to V(false) for a capacity-only report with fewer requests.
     type: bool
     default: true
+  dra:
+    description:
+      - Also report the GPUs published for Dynamic Resource Allocation by NVIDIA's DRA driver
+        (ResourceSlices of driver C(gpu.nvidia.com)), per node and per C(productName), with the devices
+        ResourceClaims hold. One paginated list of those ResourceSlices and one of ResourceClaims.
+      - A node with DRA devices and no device-plugin GPUs (the device plugin is off under DRA) counts
+        as a GPU node. Where the cluster serves no C(resource.k8s.io/v1), RV(dra) is V(null).
+    type: bool
+    default: true
+    version_added: 0.1.0
   page_size:
     description:
       - Items per list request.
@@ -93,6 +103,7 @@ nodes:
       schedulable: true
       taints: []
       labels: {nvidia.com/gpu.count: "8"}
+      dra: {devices: 8, allocated: 2, free: 6, products: {NVIDIA H200: {devices: 8, allocated: 2, free: 6}}}
 totals:
   description: Sums over the matching nodes.
   returned: always
@@ -103,6 +114,15 @@ products:
   returned: always
   type: dict
   sample: {NVIDIA-H100-80GB-HBM3: {nodes: 4, gpu_capacity: 32, gpu_allocatable: 32, gpu_requested: 2, gpu_free: 30}}
+dra:
+  description:
+    - DRA GPUs of driver C(gpu.nvidia.com) over the matching nodes, per C(productName) attribute (NVML's
+      name, with spaces where the GFD label has dashes). Each node entry has the same counts under C(dra).
+    - V(null) with O(dra=false) or where the cluster serves no C(resource.k8s.io/v1).
+  returned: always
+  type: dict
+  sample: {driver: gpu.nvidia.com, nodes: 2, devices: 16, allocated: 8, free: 8,
+           products: {NVIDIA H200: {devices: 16, allocated: 8, free: 8}}}
 api_requests:
   description: API requests sent, by HTTP verb.
   returned: always
@@ -110,7 +130,8 @@ api_requests:
   sample: {GET: 2}
 """
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.gpu_inventory import summarize_inventory
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.gpu_inventory import DRA_DRIVER, summarize_dra, summarize_inventory
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module
 
 
@@ -128,6 +149,23 @@ def list_all(client, path, query, page_size):
             return items
 
 
+def read_dra(module, client, page_size):
+    """DRA GPUs per node: one paginated list of the driver's ResourceSlices and one of the claims.
+    None where resource.k8s.io/v1 is not served, or (with a warning) where this account may not
+    list them: the device-plugin report stays useful to a node reader."""
+    try:
+        slices = list_all(client, "/apis/resource.k8s.io/v1/resourceslices", {"fieldSelector": "spec.driver=%s" % DRA_DRIVER}, page_size)
+        claims = list_all(client, "/apis/resource.k8s.io/v1/resourceclaims", {}, max(page_size, 1000)) if slices else []
+    except ApiError as exc:
+        if exc.status == 403:
+            module.warn("no DRA report: %s (set dra=false, or grant list on resourceslices and resourceclaims)" % exc)
+            return None
+        if exc.status == 404:
+            return None
+        raise
+    return summarize_dra(slices, claims)
+
+
 def main():
     module = kube_module(
         {
@@ -136,6 +174,7 @@ def main():
             "only_schedulable": {"type": "bool", "default": False},
             "only_gpu_nodes": {"type": "bool", "default": True},
             "count_requests": {"type": "bool", "default": True},
+            "dra": {"type": "bool", "default": True},
             "page_size": {"type": "int", "default": 500},
         },
         with_apply=False,
@@ -158,7 +197,10 @@ def main():
                 {"fieldSelector": "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"},
                 max(params["page_size"], 1000),
             )
-        result = summarize_inventory(nodes, pods, only_schedulable=params["only_schedulable"], only_gpu_nodes=params["only_gpu_nodes"])
+        dra_nodes = read_dra(module, client, params["page_size"]) if params["dra"] and nodes else None
+        result = summarize_inventory(nodes, pods, only_schedulable=params["only_schedulable"], only_gpu_nodes=params["only_gpu_nodes"],
+                                     dra_nodes=dra_nodes)
+        result.setdefault("dra", None)
         result["changed"] = False
         return result
 

@@ -118,9 +118,13 @@ def test_impersonation_sends_every_group_and_only_the_second_grants(module_runne
 
     only_first = module_runner("gpu_node_info", {"impersonate_user": user, "impersonate_groups": [nobody], "count_requests": False})
     assert only_first.get("failed") and "forbidden" in only_first["msg"] and user in only_first["msg"]
-    both = module_runner("gpu_node_info", {"impersonate_user": user, "impersonate_groups": [nobody, readers], "count_requests": False})
+    both = module_runner("gpu_node_info", {"impersonate_user": user, "impersonate_groups": [nobody, readers], "count_requests": False, "dra": False})
     assert not both.get("failed"), both.get("msg")
     assert both["api_requests"] == {"GET": 1}
+    # A node reader who may not list ResourceSlices still gets the device-plugin report, and a warning.
+    dra = module_runner("gpu_node_info", {"impersonate_user": user, "impersonate_groups": [nobody, readers], "count_requests": False})
+    assert not dra.get("failed") and dra["dra"] is None and dra["totals"] == both["totals"], dra
+    assert any("no DRA report" in str(w) and "forbidden" in str(w) for w in dra.get("warnings", [])), dra.get("warnings")
 
 
 def test_kubeconfig_as_fields_reach_the_api_server(admin):

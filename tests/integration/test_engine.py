@@ -218,9 +218,13 @@ def test_client_survives_dropped_connections(kubeconfig):
 
 def test_gpu_node_info_reports_simulated_gpus(module_runner, namespace):
     base = module_runner("gpu_node_info", {})
-    assert base["totals"]["nodes"] >= 4 and base["api_requests"] == {"GET": 2}
+    # Nodes, pods, the DRA ResourceSlices and the ResourceClaims: one list each.
+    assert base["totals"]["nodes"] >= 4 and base["api_requests"] == {"GET": 4}, base["api_requests"]
     h100 = base["products"]["NVIDIA-H100-80GB-HBM3"]
     assert h100["gpu_capacity"] == 8 * h100["nodes"]
+    # The launcher publishes every simulated GPU as a DRA device too (NVML's name has spaces).
+    assert base["dra"]["products"]["NVIDIA H100 80GB HBM3"]["devices"] == h100["gpu_capacity"], base["dra"]
+    assert module_runner("gpu_node_info", {"dra": False})["api_requests"] == {"GET": 2}
     module_runner("resources", {"definitions": [deployment(namespace, replicas=2, gpus=3)]})
     after = module_runner("gpu_node_info", {"product": "NVIDIA-H100-80GB-HBM3"})
     assert after["products"]["NVIDIA-H100-80GB-HBM3"]["gpu_requested"] == h100["gpu_requested"] + 6

@@ -74,11 +74,14 @@ def test_batch_is_one_module_run(module_runner, namespace, getter):
 
 def test_gpu_node_info_pages_not_per_node(module_runner, kube):
     """Requests grow with pages, not nodes: a page size of 2 over N nodes is ceil(N/2) node
-    lists and one pod list."""
+    lists, ceil(S/2) lists of the S DRA ResourceSlices, one claim list and one pod list."""
     nodes = len(kube.get("/api/v1/nodes")["items"])
+    slices = len(kube.get("/apis/resource.k8s.io/v1/resourceslices", query={"fieldSelector": "spec.driver=gpu.nvidia.com"})["items"])
+    assert slices, "the local control plane publishes a ResourceSlice per simulated GPU node"
     result = module_runner("gpu_node_info", {"page_size": 2, "only_gpu_nodes": False})
     assert result["totals"]["nodes"] == nodes
-    assert result["api_requests"] == {"GET": int(math.ceil(nodes / 2.0)) + 1}, result["api_requests"]
+    assert result["api_requests"] == {"GET": int(math.ceil(nodes / 2.0)) + int(math.ceil(slices / 2.0)) + 2}, result["api_requests"]
+    assert result["dra"]["devices"] == 8 * slices, result["dra"]
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +105,9 @@ def test_gpu_node_info_1000_nodes(module_runner, big_cluster):
     result = module_runner("gpu_node_info", {"kubeconfig": kubeconfig})
     elapsed = time.monotonic() - started
     assert result["totals"]["nodes"] == count and result["totals"]["gpu_capacity"] == 8 * count, result["totals"]
-    # Node pages of 500 (count + the CPU node) and one pod list.
-    assert result["api_requests"]["GET"] <= int(math.ceil((count + 1) / 500.0)) + 1, result["api_requests"]
+    # Every GPU also published as a DRA device (one ResourceSlice per node).
+    assert result["dra"]["devices"] == 8 * count and result["dra"]["nodes"] == count, result["dra"]
+    # At most one list per 500 objects of each kind: node pages (count + the CPU node), ResourceSlice
+    # pages (one per GPU node), one ResourceClaim list and one pod list.
+    assert result["api_requests"]["GET"] <= int(math.ceil((count + 1) / 500.0)) + int(math.ceil(count / 500.0)) + 2, result["api_requests"]
     assert elapsed < 2.0, "gpu_node_info over %d nodes took %.2fs" % (count, elapsed)

@@ -1,3 +1,4 @@
+from ansible_collections.aiinfra.cluster.plugins.module_utils import gpu_inventory
 from ansible_collections.aiinfra.cluster.plugins.module_utils.gpu_inventory import pod_gpu_requests, summarize_inventory
 
 
@@ -57,3 +58,36 @@ def test_mig_resources_are_reported():
     p = {"spec": {"nodeName": "m0", "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/mig-1g.10gb": "2"}}}]}, "status": {"phase": "Running"}}
     out = summarize_inventory(nodes, [p])
     assert out["nodes"][0]["mig"] == {"nvidia.com/mig-1g.10gb": {"capacity": 7, "allocatable": 7, "requested": 2}}
+
+
+def dra_slice(node, products, driver="gpu.nvidia.com"):
+    devices = [{"name": "gpu-%d" % i, "attributes": {"type": {"string": "gpu"}, "productName": {"string": p}},
+                "capacity": {"memory": {"value": "141Gi"}}} for i, p in enumerate(products)]
+    devices.append({"name": "gpu-0-mig-1g10gb-19-0", "attributes": {"type": {"string": "mig"}, "productName": {"string": products[0]}}})
+    return {"spec": {"driver": driver, "nodeName": node, "pool": {"name": node}, "devices": devices}}
+
+
+def claim(*allocated):
+    return {"status": {"allocation": {"devices": {"results": [
+        {"driver": driver, "pool": pool, "device": device, "request": "gpu"} for driver, pool, device in allocated]}}}}
+
+
+def test_dra_devices_per_node_and_product_with_claims():
+    slices = [dra_slice("dra-0", ["NVIDIA H200"] * 2), dra_slice("dra-1", ["NVIDIA H100 80GB HBM3"]),
+              dra_slice("other", ["x"], driver="example.com")]
+    claims = [claim(("gpu.nvidia.com", "dra-0", "gpu-1")), claim(("example.com", "dra-1", "gpu-0")), {"status": {}}]
+    per_node = gpu_inventory.summarize_dra(slices, claims)
+    # MIG devices and other drivers are not full GPUs of this driver.
+    assert per_node == {
+        "dra-0": {"devices": 2, "allocated": 1, "free": 1, "products": {"NVIDIA H200": {"devices": 2, "allocated": 1, "free": 1}}},
+        "dra-1": {"devices": 1, "allocated": 0, "free": 1, "products": {"NVIDIA H100 80GB HBM3": {"devices": 1, "allocated": 0, "free": 1}}},
+    }
+    # A node without device-plugin GPUs but with DRA devices is a GPU node; totals cover the report.
+    ready = {"capacity": {}, "allocatable": {}, "conditions": [{"type": "Ready", "status": "True"}]}
+    nodes = [{"metadata": {"name": n, "labels": {}}, "status": ready} for n in ("dra-0", "dra-1", "cpu")]
+    report = gpu_inventory.summarize_inventory(nodes, [], dra_nodes=per_node)
+    assert [n["name"] for n in report["nodes"]] == ["dra-0", "dra-1"]
+    assert report["dra"] == {"driver": "gpu.nvidia.com", "nodes": 2, "devices": 3, "allocated": 1, "free": 2,
+                             "products": {"NVIDIA H200": {"devices": 2, "allocated": 1, "free": 1},
+                                          "NVIDIA H100 80GB HBM3": {"devices": 1, "allocated": 0, "free": 1}}}
+    assert "dra" not in gpu_inventory.summarize_inventory(nodes, [])

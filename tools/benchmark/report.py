@@ -86,6 +86,18 @@ def targets(report):
                 node_lists <= allowed,
             )
         )
+        if info.get("resource_slices"):
+            slice_lists = info["runs"][0]["server_lists"].get("resourceslices", 0)
+            claim_lists = info["runs"][0]["server_lists"].get("resourceclaims", 0)
+            slices_allowed = int(math.ceil(info["resource_slices"] / 500.0))
+            rows.append(
+                (
+                    "gpu_node_info with DRA: at most one list per 500 ResourceSlices, one claim list",
+                    "%d DRA devices; %d slice lists for %d ResourceSlices (%d allowed), %d ResourceClaim list"
+                    % (info.get("dra_devices", 0), slice_lists, info["resource_slices"], slices_allowed, claim_lists),
+                    slice_lists <= slices_allowed and claim_lists <= 1 and info.get("dra_devices", 0) > 0,
+                )
+            )
     return rows
 
 

@@ -353,13 +353,16 @@ def gpu_node_info_at_scale(client, env, repeats=3):
         for labels, value in after.items():
             lab = dict(labels)
             count = int(round(value - before.get(labels, 0)))
-            if count > 0 and lab.get("verb") == "LIST" and lab.get("resource") in ("nodes", "pods"):
+            if count > 0 and lab.get("verb") == "LIST" and lab.get("resource") in ("nodes", "pods", "resourceslices", "resourceclaims"):
                 lists[lab["resource"]] = lists.get(lab["resource"], 0) + count
-        runs.append({"seconds": round(elapsed, 2), "module_requests": result.get("api_requests"), "server_lists": lists, "nodes": result["totals"]["nodes"]})
+        runs.append({"seconds": round(elapsed, 2), "module_requests": result.get("api_requests"), "server_lists": lists, "nodes": result["totals"]["nodes"],
+                     "dra": result.get("dra")})
     all_nodes = len((client.get("/api/v1/nodes", query={"resourceVersion": "0"}) or {}).get("items") or [])
     median = statistics.median(r["seconds"] for r in runs)
     log("gpu_node_info over %d GPU nodes (%d nodes in all): median %.2fs, lists %s" % (runs[0]["nodes"], all_nodes, median, runs[0]["server_lists"]))
-    return {"runs": runs, "median_seconds": round(median, 2), "gpu_nodes": runs[0]["nodes"], "cluster_nodes": all_nodes}
+    slices = len((client.get("/apis/resource.k8s.io/v1/resourceslices", query={"resourceVersion": "0"}) or {}).get("items") or [])
+    return {"runs": runs, "median_seconds": round(median, 2), "gpu_nodes": runs[0]["nodes"], "cluster_nodes": all_nodes, "resource_slices": slices,
+            "dra_devices": (runs[0]["dra"] or {}).get("devices", 0)}
 
 
 # The whole embedded site ----------------------------------------------------------------------
