@@ -258,11 +258,19 @@ def pod_failure_summary(client, namespace, selector, tail_lines=20):
     return None
 
 
+# Kinds whose pods carry a label naming them rather than a spec.selector (a TrainJob's JobSet has
+# the TrainJob's name).
+POD_LABEL_BY_KIND = {"JobSet": "jobset.sigs.k8s.io/jobset-name", "TrainJob": "jobset.sigs.k8s.io/jobset-name"}
+
+
 def stuck_pod_summary(client, obj):
-    """For a workload that did not roll out: why its first unready pod is stuck (unschedulable,
-    image pull, crash), which the workload's own Events never say."""
+    """For a workload that did not roll out or finish: why its first unready pod is stuck
+    (unschedulable with the scheduler's reason, image pull, crash), which the workload's own
+    Events never say."""
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
     namespace = (obj.get("metadata") or {}).get("namespace")
+    if not selector and obj.get("kind") in POD_LABEL_BY_KIND:
+        selector = {POD_LABEL_BY_KIND[obj["kind"]]: (obj.get("metadata") or {}).get("name")}
     if not selector or not namespace:
         return None
     query = {"labelSelector": ",".join("%s=%s" % kv for kv in sorted(selector.items())), "limit": 50}
@@ -377,7 +385,7 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None, deadlin
                 extra_done, extra_why = extra(client, last)
                 if not extra_done and extra_why not in msg:
                     msg += "; " + extra_why
-            stuck = stuck_pod_summary(client, last) if last and spec["type"] == "rollout" else None
+            stuck = stuck_pod_summary(client, last) if last and (spec["type"] in ("rollout", "job") or last.get("kind") in POD_LABEL_BY_KIND) else None
             if stuck:
                 msg += "; " + stuck
             if events:

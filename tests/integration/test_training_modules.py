@@ -237,6 +237,15 @@ def test_job_failure_fails_fast_with_pod_reason(module_runner, kube, namespace):
     assert kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace)["items"] == []
 
 
+def test_unschedulable_job_reports_the_schedulers_reason(module_runner, namespace):
+    # 9 GPUs per pod on 8-GPU nodes: the Job stays active with its pod Pending. The wait ends with
+    # the scheduler's reason from the pod, not only the Job's own "1 active" and events.
+    args = {"name": "nine", "namespace": namespace, "script": "/t.py", "gpus_per_node": 9, "wait_timeout": 8}
+    res = module_runner("training_job", args)
+    assert res.get("failed") is True, res
+    assert "1 active" in res["msg"] and "Unschedulable" in res["msg"] and "Insufficient nvidia.com/gpu" in res["msg"], res["msg"]
+
+
 def test_operator_backends_accepted_by_crd_schemas(module_runner, getter, namespace, operators):
     common = {"namespace": namespace, "script": "/w/train.py", "wait": False, "checkpoint": {"claim_name": "ckpt"}}
     cases = [
