@@ -21,6 +21,7 @@ import hashlib
 import json
 import re
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils import dra
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
 
 DEFAULT_IMAGES = {
@@ -120,6 +121,28 @@ def validate(params):
         raise InputError("option priority_class_name is not settable on a TrainJob (the runtime owns it); use backend job or set it in the TrainingRuntime")
     if params.get("restart_policy") not in (None, "Never", "OnFailure"):
         raise InputError("option restart_policy must be Never or OnFailure")
+    if params.get("gpu_allocation", "device_plugin") not in ("device_plugin", "dra"):
+        raise InputError("option gpu_allocation must be device_plugin or dra")
+    if params.get("gpu_allocation") == "dra":
+        if params["gpus_per_node"] < 1:
+            raise InputError("option gpu_allocation=dra claims GPUs: set gpus_per_node to 1 or more")
+        if backend == "trainjob":
+            raise InputError("option gpu_allocation=dra: a TrainJob's runtime patches cannot add resource claims; use backend job or jobset")
+        dra.selector_expression(_gpu_selector(params))  # a bad min_memory or compute capability fails here
+    elif params.get("gpu_selector"):
+        raise InputError("option gpu_selector selects DRA devices: set gpu_allocation=dra (or use gpu_product with the device plugin)")
+
+
+def _dra(params):
+    return params.get("gpu_allocation") == "dra" and params["gpus_per_node"] > 0
+
+
+def _gpu_selector(params):
+    """gpu_selector, with gpu_product as its product when it names none."""
+    selector = dict((k, v) for k, v in (params.get("gpu_selector") or {}).items() if v not in (None, ""))
+    if params.get("gpu_product") and not selector.get("product"):
+        selector["product"] = params["gpu_product"]
+    return selector
 
 
 def _procs(params):
@@ -174,7 +197,7 @@ def _resources(params):
         requests["cpu"] = params["cpu"]
     if params.get("memory"):
         requests["memory"] = limits["memory"] = params["memory"]
-    if params["gpus_per_node"]:
+    if params["gpus_per_node"] and not _dra(params):
         # A quantity string, as the API server stores it (a webhook-defaulted kind such as JobSet
         # stores "8" for 8, and a number would then differ from the live object on every run).
         limits["nvidia.com/gpu"] = str(params["gpus_per_node"])
@@ -183,6 +206,8 @@ def _resources(params):
         out["requests"] = requests
     if limits:
         out["limits"] = limits
+    if _dra(params):
+        out["claims"] = dra.pod_claims(params["name"])[1]
     return out
 
 
@@ -200,7 +225,7 @@ def _pod_spec(params, container, restart_policy=None, extra_volumes=None):
     if volumes:
         spec["volumes"] = volumes
     node_selector = dict(params.get("node_selector") or {})
-    if params.get("gpu_product"):
+    if params.get("gpu_product") and not _dra(params):  # under DRA the claim's selector picks the product
         node_selector["nvidia.com/gpu.product"] = params["gpu_product"]
     if node_selector:
         spec["nodeSelector"] = node_selector
@@ -216,6 +241,8 @@ def _pod_spec(params, container, restart_policy=None, extra_volumes=None):
         spec["serviceAccountName"] = params["service_account_name"]
     if params.get("image_pull_secrets"):
         spec["imagePullSecrets"] = [{"name": n} for n in params["image_pull_secrets"]]
+    if _dra(params):
+        spec["resourceClaims"] = dra.pod_claims(params["name"])[0]
     return spec
 
 
@@ -504,6 +531,7 @@ BUILDERS = {
 
 PARAM_DEFAULTS = {
     "namespace": "default",
+    "gpu_allocation": "device_plugin",
     "framework": "pytorch",
     "backend": "job",
     "strategy": "multi_worker_mirrored",
@@ -522,7 +550,11 @@ def build_training_job(params):
     full = dict(PARAM_DEFAULTS)
     full.update(dict((k, v) for k, v in params.items() if v is not None))
     validate(full)
-    return BUILDERS[(full["framework"], full["backend"])](full)
+    objects = BUILDERS[(full["framework"], full["backend"])](full)
+    if _dra(full):
+        # Each pod claims its GPUs from this template; it comes first so the pods find it.
+        objects = [dra.claim_template(full["name"], full["namespace"], _labels(full), full["gpus_per_node"], _gpu_selector(full))] + objects
+    return objects
 
 
 def main_object(objects):

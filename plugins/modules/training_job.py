@@ -174,7 +174,41 @@ options:
       description:
         - Only schedule on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this
           value, for example V(NVIDIA-H100-80GB-HBM3).
+        - With O(gpu_allocation=dra), the product of O(gpu_selector) when that names none.
       type: str
+    gpu_allocation:
+      description:
+        - How the pods get their GPUs. V(device_plugin) asks C(nvidia.com/gpu) limits.
+        - V(dra) claims them through Dynamic Resource Allocation. A ResourceClaimTemplate
+          C(<name>-gpus) asks O(gpus_per_node) devices of DeviceClass C(gpu.nvidia.com) (NVIDIA's DRA
+          driver), matching O(gpu_selector). Each pod gets its own claim, which the kube-scheduler
+          allocates.
+        - V(dra) is not available with O(backend=trainjob).
+      type: str
+      choices: [device_plugin, dra]
+      default: device_plugin
+      version_added: 0.1.0
+    gpu_selector:
+      description:
+        - With O(gpu_allocation=dra), which devices qualify. The terms are ANDed in one CEL selector
+          over the attributes the driver publishes.
+      type: dict
+      version_added: 0.1.0
+      suboptions:
+        product:
+          description:
+            - GPU product as GPU Feature Discovery names it, for example V(NVIDIA-H200). It is
+              compared with the device's C(productName), spaces read as dashes.
+          type: str
+        min_memory:
+          description: At least this much GPU memory (a quantity, for example V(140Gi)).
+          type: str
+        architecture:
+          description: GPU architecture, for example V(Hopper) (case-insensitive).
+          type: str
+        min_compute_capability:
+          description: At least this CUDA compute capability, for example V(9.0).
+          type: str
     node_selector:
       description: Extra node selector labels.
       type: dict
@@ -301,6 +335,16 @@ EXAMPLES = r"""
     log_dir: {claim_name: resnet-ckpt, sub_path: tb}
     wait_timeout: 86400
 
+- name: GPUs through DRA, H200s with at least 140Gi each, allocated by the scheduler
+  aiinfra.cluster.training_job:
+    name: llm-dra
+    namespace: ml-training
+    script: /workspace/pretrain.py
+    nodes: 2
+    gpus_per_node: 8
+    gpu_allocation: dra
+    gpu_selector: {product: NVIDIA-H200, min_memory: 140Gi}
+
 - name: Elastic run on 2 to 4 nodes
   aiinfra.cluster.training_job:
     name: llm-elastic
@@ -418,6 +462,7 @@ api_requests:
 import time
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.apply import FIELD_MANAGER, ApplyEngine
+from ansible_collections.aiinfra.cluster.plugins.module_utils.dra import SELECTOR_OPTIONS
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import KubeError, WaitFailed, WaitTimeout
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
@@ -480,6 +525,8 @@ ARGUMENT_SPEC = {
     "ttl_seconds_after_finished": {"type": "int", "default": 86400},
     "priority_class_name": {"type": "str"},
     "gpu_product": {"type": "str"},
+    "gpu_allocation": {"type": "str", "default": "device_plugin", "choices": ["device_plugin", "dra"]},
+    "gpu_selector": {"type": "dict", "options": SELECTOR_OPTIONS},
     "node_selector": {"type": "dict"},
     "tolerations": {"type": "list", "elements": "dict"},
     "service_account_name": {"type": "str"},

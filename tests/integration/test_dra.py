@@ -1,0 +1,97 @@
+"""GPUs through Dynamic Resource Allocation with the real kube-scheduler: the local control plane
+publishes, per simulated GPU node, the ResourceSlice NVIDIA's DRA kubelet plugin would publish
+(tools/local_cluster.py), and training_job claims devices from them with a CEL selector.
+
+The DeviceClass gpu.nvidia.com is created here as the DRA driver chart defines it (see
+../shared/charts/SOURCES.md): no role installs that chart yet."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import local_cluster  # noqa: E402  pylint: disable=wrong-import-position
+
+DEVICE_CLASS = {
+    "apiVersion": "resource.k8s.io/v1",
+    "kind": "DeviceClass",
+    "metadata": {"name": "gpu.nvidia.com"},
+    "spec": {"selectors": [{"cel": {"expression": "device.driver == 'gpu.nvidia.com' && device.attributes['gpu.nvidia.com'].type == 'gpu'"}}]},
+}
+H200_NODES = ["dra-h200-0", "dra-h200-1"]
+
+
+@pytest.fixture(scope="module")
+def h200_nodes(kube):
+    """Two simulated H200 nodes beside the session's H100 nodes, with their ResourceSlices, built
+    by the launcher's own functions; and the DeviceClass."""
+    made = []
+    try:
+        kube.request("POST", "/apis/resource.k8s.io/v1/deviceclasses", body=DEVICE_CLASS)
+        made.append("/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com")
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    for index, name in enumerate(H200_NODES):
+        node = local_cluster.LocalCluster.node_manifest(name, 8, "NVIDIA-H200", False, 1000 + index)
+        kube.request("POST", "/api/v1/nodes", body=node)
+        made.append("/api/v1/nodes/%s" % name)
+        rs = local_cluster.LocalCluster.resource_slice_manifest(name, 8, "NVIDIA-H200", 1000 + index)
+        kube.request("POST", "/apis/resource.k8s.io/v1/resourceslices", body=rs)
+        made.append("/apis/resource.k8s.io/v1/resourceslices/%s" % rs["metadata"]["name"])
+    deadline = time.time() + 60
+    while time.time() < deadline:  # KWOK marks them Ready
+        if all(node_ready(kube, n) for n in H200_NODES):
+            break
+        time.sleep(0.5)
+    yield H200_NODES
+    for path in reversed(made):
+        try:
+            kube.delete(path)
+        except ApiError:
+            pass
+
+
+def node_ready(kube, name):
+    conditions = (kube.get("/api/v1/nodes/%s" % name).get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def dra_job(namespace, name, selector, **extra):
+    args = {"name": name, "namespace": namespace, "script": "/t.py", "nodes": 2, "gpus_per_node": 8,
+            "gpu_allocation": "dra", "gpu_selector": selector, "wait_timeout": 90}
+    args.update(extra)
+    return args
+
+
+def test_claims_are_allocated_to_matching_devices_only(module_runner, kube, namespace, h200_nodes):
+    res = module_runner("training_job", dra_job(namespace, "h200", {"product": "NVIDIA-H200", "min_memory": "140Gi"}))
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["resources"][0]["kind"] == "ResourceClaimTemplate", res["resources"]
+    pods = kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": "aiinfra.cluster/training-job=h200"})["items"]
+    assert len(pods) == 2, [p["metadata"]["name"] for p in pods]
+    # The scheduler placed each pod where its claim's 8 devices could be allocated: the H200
+    # nodes, never the session's H100 nodes (which have free GPUs too).
+    assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(h200_nodes), [p["spec"].get("nodeName") for p in pods]
+    for pod in pods:
+        assert pod["spec"]["resourceClaims"] == [{"name": "gpus", "resourceClaimTemplateName": "h200-gpus"}]
+        assert [s["name"] for s in pod["status"].get("resourceClaimStatuses") or []] == ["gpus"], pod["status"]
+    # A second run changes nothing.
+    again = module_runner("training_job", dra_job(namespace, "h200", {"product": "NVIDIA-H200", "min_memory": "140Gi"}))
+    assert again.get("failed") is not True and again["changed"] is False, again.get("msg")
+
+
+def test_claim_no_device_matches_stays_pending_with_the_schedulers_reason(module_runner, kube, namespace, h200_nodes):
+    started = time.monotonic()
+    res = module_runner("training_job", dra_job(namespace, "huge", {"product": "NVIDIA-H200", "min_memory": "200Gi"}, nodes=1, wait_timeout=8))
+    assert res.get("failed") is True and time.monotonic() - started < 60
+    # The module's wait reports why the pod is not scheduled, as the scheduler says it.
+    assert "PodScheduled" in res["msg"] or "Unschedulable" in res["msg"], res["msg"]
+    assert "claim" in res["msg"], res["msg"]
+    pods = kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": "aiinfra.cluster/training-job=huge"})["items"]
+    assert pods and all(not p["spec"].get("nodeName") for p in pods), [p["spec"].get("nodeName") for p in pods]
