@@ -48,6 +48,9 @@ def comparable(results):
     """What must not depend on where the module ran (object metadata differs between runs)."""
     out = {}
     for name, res in results.items():
+        if name == "gpus":  # requests change with what else runs; capacity does not
+            out[name] = (res["totals"]["gpu_capacity"], res["dra"]["devices"], res["api_requests"])
+            continue
         keep = dict((k, v) for k, v in res.items() if k not in ("resources", "diff", "invocation"))
         keep["actions"] = [r.get("action") for r in res.get("resources", [])]
         keep["diff_kinds"] = sorted(d.get("after", {}).get("kind", "") for d in res.get("diff", []) if isinstance(d, dict))
@@ -68,7 +71,7 @@ def test_same_results_in_process_and_as_a_module_process(tmp_path, kube, namespa
     assert inside["again"]["api_requests"] == {"GET": 1}, inside["again"]
     assert inside["preview"]["changed"] is True and inside["preview"]["diff"], inside["preview"]
     assert inside["bad"]["failed"] is True and inside["bad"]["msg"] == "resource #1 (ConfigMap) has no metadata.name"
-    assert inside["gpus"]["totals"] == outside["gpus"]["totals"] and inside["gpus"]["totals"]["gpu_capacity"] > 0
+    assert inside["gpus"]["totals"]["gpu_capacity"] > 0
     # no_log holds in process too: the value is in no output.
     assert "sup3r-s3cret-value" not in log_inside and "sup3r-s3cret-value" not in log_outside
 

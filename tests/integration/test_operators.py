@@ -120,7 +120,9 @@ def test_trainjob_completes_through_trainer_and_jobset(module_runner, kube, name
     jobs = kube.get("/apis/batch/v1/namespaces/%s/jobs" % namespace, query={"labelSelector": "jobset.sigs.k8s.io/jobset-name=ddp"})["items"]
     assert jobs and all(j["metadata"]["ownerReferences"][0]["kind"] == "JobSet" for j in jobs)
     pods = kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": "jobset.sigs.k8s.io/jobset-name=ddp"})["items"]
-    assert len(pods) == 2 and set(p["spec"]["nodeName"] for p in pods) == set(nodes), [p["spec"].get("nodeName") for p in pods]
+    # On the pool's nodes (its product label). Not necessarily one pod per node: KWOK completes a pod
+    # as soon as it runs, so the second may be placed where the first already finished.
+    assert len(pods) == 2 and set(p["spec"]["nodeName"] for p in pods) <= set(nodes), [p["spec"].get("nodeName") for p in pods]
 
     again = module_runner("training_job", args)
     assert again["changed"] is False, again["resources"]
