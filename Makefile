@@ -61,10 +61,13 @@ test-molecule: up
 test-distribution: up
 	$(VENV)/bin/pytest -q tests/distribution
 
-# Node tier in a Debian 12 container; Docker from Debian's docker.io and a local control plane
-# (the Node objects nodes.yml cordons and drains), both started and stopped here.
+# Node tier in a Debian 12 container; Docker from Debian's docker.io and a control plane of its own
+# in .local-cluster-nodes (the Node objects nodes.yml cordons and drains), both started and stopped
+# here. Its own state directory lets it run beside the main control plane (`make test` does).
+NODES_CLUSTER := $(CURDIR)/.local-cluster-nodes
 test-nodes: venv collection
-	@set -e; trap 'bash tools/docker_down.sh; $(CLUSTER) down' EXIT; \
+	@set -e; export AIINFRA_LOCAL_CLUSTER_DIR=$(NODES_CLUSTER); \
+	trap 'bash tools/docker_down.sh; $(CLUSTER) down' EXIT; \
 	$(CLUSTER) up --no-operators --gpu-nodes 0 --cpu-nodes 0 --crds-dir ''; \
 	bash tools/docker_up.sh; \
 	bash tools/node_image.sh; \
@@ -76,13 +79,18 @@ benchmark: venv collection
 	tools/benchmark/run.sh
 
 # Whole suite on a fresh control plane, always brought down: unit, integration and distribution
-# tests (pytest), the site through Molecule (converge, idempotence, verify), then the node roles.
+# tests (pytest), the site through Molecule (converge, idempotence, verify), and, beside them on a
+# control plane of their own, the node roles (test-nodes; its output follows the others').
+NODES_LOG := $(CURDIR)/.cache/test-nodes.log
 test: venv collection
-	@set -e; trap '$(CLUSTER) down' EXIT; \
-	$(CLUSTER) up; \
-	$(VENV)/bin/pytest -q --durations=15 tests/unit tests/integration tests/distribution; \
-	$(VENV)/bin/molecule test -s local
-	$(MAKE) test-nodes
+	@set -e; mkdir -p .cache; \
+	$(MAKE) --no-print-directory test-nodes > $(NODES_LOG) 2>&1 & nodes=$$!; \
+	report() { if wait $$nodes; then rc=0; else rc=$$?; fi; \
+	  echo "== node tier (make test-nodes, run beside the suite above; log $(NODES_LOG)):"; cat $(NODES_LOG); return $$rc; }; \
+	trap '$(CLUSTER) down' EXIT; \
+	if $(CLUSTER) up && $(VENV)/bin/pytest -q --durations=15 tests/unit tests/integration tests/distribution \
+	    && $(VENV)/bin/molecule test -s local; then suite=0; else suite=1; fi; \
+	report; test $$suite -eq 0
 
 clean: down
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache .local-cluster-nodes

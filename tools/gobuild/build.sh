@@ -11,6 +11,12 @@ cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
 bin="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
 if [ "${1:-}" = "--print-only" ]; then echo "$bin"; exit 0; fi
 mkdir -p "$bin"
+# Two control planes may start at once (`make test` runs the node tier beside the suite): one
+# builds, the other waits and then finds the binaries.
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$cache/.build.lock"
+  flock 9
+fi
 log() { echo "build: $*" >&2; }
 
 build_kubernetes() {
