@@ -23,12 +23,14 @@ import base64
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +87,45 @@ def log(msg):
     print("local-cluster: %s" % msg, file=sys.stderr, flush=True)
 
 
+PORT_RESERVATIONS = os.path.join(tempfile.gettempdir(), "aiinfra-local-cluster-ports")
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            return int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A free loopback port for a server this launcher starts a moment later.
+
+    Chosen below the kernel's ephemeral range, so no outgoing connection can take it before the
+    server binds, and reserved with an exclusive file, so two launchers running at once (`make
+    test` runs the node tier's beside the main one) never pick the same port. Reservations older
+    than a day are reused."""
+    os.makedirs(PORT_RESERVATIONS, exist_ok=True)
+    low = min(_ephemeral_low(), 65000)
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randint(10000, low - 1)
+        marker = os.path.join(PORT_RESERVATIONS, str(port))
+        try:
+            if time.time() - os.path.getmtime(marker) > 86400:
+                os.remove(marker)
+        except OSError:
+            pass
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use by something else: keep the marker, try another
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
