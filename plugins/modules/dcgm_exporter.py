@@ -222,9 +222,13 @@ def check_runtime_class(module, client, daemonset):
         "Container Toolkit's RuntimeClass (role nvidia_container_toolkit, or the GPU Operator), or set runtime_class_name: '' where "
         "nvidia is containerd's default runtime" % name
     )
-    if nodes:
+    if module.check_mode:
+        # A preview: the GPU Operator or the toolkit role may create it earlier in the same run.
+        module.warn(msg + " (check mode: unless an earlier task of this run creates it)")
+    elif nodes:
         raise InputError(msg)
-    module.warn(msg + " (no node matches node_selector yet, so no pod is rejected now)")
+    else:
+        module.warn(msg + " (no node matches node_selector yet, so no pod is rejected now)")
 
 
 def main():

@@ -110,6 +110,10 @@ def test_installed_collection_runs_site_idempotently(installed_collections, kube
         rc, out = ansible_playbook(args, installed_collections, workdir, K8S_AUTH_KUBECONFIG=kubeconfig)
         assert rc == 0, tail(out)
         assert recap(out)["localhost"]["changed"] == 0, "second run is not idempotent:\n%s" % tail(out, 150)
+
+        # The preview docs/site.md offers, after a real run: nothing would change.
+        rc, out = ansible_playbook(args + ["--check", "--diff"], installed_collections, workdir, K8S_AUTH_KUBECONFIG=kubeconfig)
+        assert rc == 0 and recap(out)["localhost"]["changed"] == 0, "--check after a run reports changes:\n%s" % tail(out, 150)
     finally:
         delete_namespace(kube, namespace)
 
