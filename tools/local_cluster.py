@@ -108,7 +108,7 @@ def free_port():
     os.makedirs(PORT_RESERVATIONS, exist_ok=True)
     low = min(_ephemeral_low(), 65000)
     rng = random.SystemRandom()
-    for _ in range(500):
+    for _attempt in range(500):
         port = rng.randint(10000, low - 1)
         marker = os.path.join(PORT_RESERVATIONS, str(port))
         try:
