@@ -9,7 +9,8 @@ AnsiballZ payload, imports: about 0.3 s) buys nothing. Each worker process serve
 exits, so setting the module's parameters and hooks in it leaks into no other task.
 
 Everything else keeps the normal path: a remote or delegated connection (a bastion host), become,
-async, a task `environment:` (the module process would see it; this process would not),
+async, a task `environment:` (the module process would see it; this process would not), an
+explicit ansible_python_interpreter other than the controller's Python,
 ansible-core before 2.19.1 (no module result hook), and AIINFRA_MODULES_IN_PROCESS=0 (the switch
 the tests use to compare both paths)."""
 
@@ -55,7 +56,7 @@ class InProcessModuleAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super(InProcessModuleAction, self).run(tmp, task_vars)
         del tmp
-        if self._can_run_in_process():
+        if self._can_run_in_process(task_vars or {}):
             result.update(self._run_in_process(task_vars))
         else:
             wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
@@ -64,7 +65,7 @@ class InProcessModuleAction(ActionBase):
                 self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
 
-    def _can_run_in_process(self):
+    def _can_run_in_process(self, task_vars):
         return (
             HAS_RESULT_HOOK
             and in_process_enabled()
@@ -72,7 +73,19 @@ class InProcessModuleAction(ActionBase):
             and not self._play_context.become
             and not self._task.async_val
             and not any(self._task.environment or [])
+            and self._same_interpreter(task_vars)
         )
+
+    def _same_interpreter(self, task_vars):
+        """An explicit ansible_python_interpreter other than this Python (a virtualenv with the
+        `kubernetes` package for an OIDC kubeconfig, say) keeps the module process."""
+        wanted = task_vars.get("ansible_python_interpreter")
+        if wanted is None:
+            return True
+        wanted = str(self._templar.template(wanted))
+        if wanted.startswith("auto") or wanted == sys.executable:
+            return True
+        return os.path.realpath(wanted) == os.path.realpath(sys.executable)
 
     def _run_in_process(self, task_vars):
         name = self._task.resolved_action or self._task.action

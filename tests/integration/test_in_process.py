@@ -4,13 +4,15 @@ plugin_utils/in_process), and as a module process everywhere else: both give the
 import json
 import os
 import subprocess
+import sys
 
+import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def play(namespace, out_file, environment=None):
+def play(namespace, out_file, environment=None, play_vars=None):
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "in-process", "namespace": namespace}, "data": {"k": "v"}}
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": namespace}, "stringData": {"token": "sup3r-s3cret-value"}}
     tasks = [
@@ -29,13 +31,13 @@ def play(namespace, out_file, environment=None):
     if environment:
         for task in tasks[:-1]:
             task["environment"] = environment
-    return [{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
+    return [{"hosts": "localhost", "connection": "local", "gather_facts": False, "vars": play_vars or {}, "tasks": tasks}]
 
 
-def run(tmp_path, namespace, name, in_process, environment=None):
+def run(tmp_path, namespace, name, in_process, environment=None, play_vars=None):
     path = tmp_path / ("%s.yml" % name)
     out = tmp_path / ("%s.json" % name)
-    path.write_text(yaml.safe_dump(play(namespace, str(out), environment)))
+    path.write_text(yaml.safe_dump(play(namespace, str(out), environment, play_vars)))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(ROOT, ".cache", "collections"), ANSIBLE_NOCOLOR="1",
                AIINFRA_MODULES_IN_PROCESS="1" if in_process else "0")
     proc = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-vvv", str(path)], env=env,
@@ -81,4 +83,14 @@ def test_a_task_environment_keeps_the_module_process(tmp_path, kube, namespace):
     # keeps the normal path (as do become, async and remote or delegated connections).
     results, log = run(tmp_path, namespace, "env", True, environment={"AIINFRA_TEST_MARK": "1"})
     assert "AnsiballZ_resources.py" in log
+    assert results["create"]["changed"] is True and results["again"]["changed"] is False
+
+
+def test_another_interpreter_keeps_the_module_process(tmp_path, kube, namespace):
+    # A play that names another Python for localhost (a virtualenv with other packages) gets it.
+    other = "/usr/bin/python3"
+    if not os.path.exists(other) or os.path.realpath(other) == os.path.realpath(sys.executable):
+        pytest.skip("no second Python here")
+    results, log = run(tmp_path, namespace, "interp", True, play_vars={"ansible_python_interpreter": other})
+    assert "AnsiballZ_resources.py" in log and other in log
     assert results["create"]["changed"] is True and results["again"]["changed"] is False
