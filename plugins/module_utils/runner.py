@@ -143,10 +143,12 @@ def _wait_only(module, client, objects, waits, timeout):
         if not specs[-1]:
             raise InputError("%s %s: no readiness check is known for this kind; set wait_for" % (obj["kind"], obj["metadata"]["name"]))
         results.append({"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
-                        "namespace": obj["metadata"].get("namespace"), "changed": False, "selector": selector,
+                        "namespace": obj["metadata"].get("namespace"), "changed": False,
                         "action": "would wait" if module.check_mode else "waited"})
+        if selector:
+            results[-1]["selector"] = selector
     if module.check_mode:
-        return {"changed": False, "resources": [dict((k, v) for k, v in r.items() if v is not None or k != "selector") for r in results]}
+        return {"changed": False, "resources": results}
     checkpoint({"changed": False, "resources": results})
     resolver = ResourceResolver(client)
     deadline = wait_deadline(timeout)
@@ -155,10 +157,9 @@ def _wait_only(module, client, objects, waits, timeout):
         rt = resolver.resolve(res["apiVersion"], res["kind"])
         if not rt.namespaced:
             res["namespace"] = None
-        names = [res["name"]] if res["selector"] is None else _labelled_names(client, rt, res, deadline, timeout)
+        names = _labelled_names(client, rt, res, deadline, timeout) if "selector" in res else [res["name"]]
         for name in names:
-            one = dict((k, v) for k, v in res.items() if v is not None or k != "selector")
-            one["name"] = name
+            one = dict(res, name=name)
             one["object"] = strip_server_fields(wait_for(client, rt, name, one["namespace"], spec, timeout=timeout, deadline=deadline))
             waited.append(one)
     return {"changed": False, "resources": waited}
