@@ -77,6 +77,10 @@ def claim_template(name, namespace, labels, count, selector, option="gpu_selecto
     }
 
 
-def pod_claims(name):
-    """What a pod spec and its GPU container add to claim the template's GPUs."""
-    return [{"name": CLAIM_NAME, "resourceClaimTemplateName": claim_template_name(name)}], [{"name": CLAIM_NAME}]
+# What the GPU container adds to use the pod's claim (resources.claims).
+CONTAINER_CLAIMS = [{"name": CLAIM_NAME}]
+
+
+def pod_resource_claims(name):
+    """What a pod spec adds to get its own claim from the template (spec.resourceClaims)."""
+    return [{"name": CLAIM_NAME, "resourceClaimTemplateName": claim_template_name(name)}]

@@ -7,8 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils.dra import DRIVER as DRA_DRIVER
+
 GPU = "nvidia.com/gpu"
-DRA_DRIVER = "gpu.nvidia.com"
 MIG_PREFIX = "nvidia.com/mig-"
 GFD_LABELS = (
     "nvidia.com/gpu.present",

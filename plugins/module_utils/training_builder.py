@@ -207,7 +207,7 @@ def _resources(params):
     if limits:
         out["limits"] = limits
     if _dra(params):
-        out["claims"] = dra.pod_claims(params["name"])[1]
+        out["claims"] = list(dra.CONTAINER_CLAIMS)
     return out
 
 
@@ -242,7 +242,7 @@ def _pod_spec(params, container, restart_policy=None, extra_volumes=None):
     if params.get("image_pull_secrets"):
         spec["imagePullSecrets"] = [{"name": n} for n in params["image_pull_secrets"]]
     if _dra(params):
-        spec["resourceClaims"] = dra.pod_claims(params["name"])[0]
+        spec["resourceClaims"] = dra.pod_resource_claims(params["name"])
     return spec
 
 
