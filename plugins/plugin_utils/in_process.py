@@ -83,9 +83,7 @@ class InProcessModuleAction(ActionBase):
         if wanted is None:
             return True
         wanted = str(self._templar.template(wanted))
-        if wanted.startswith("auto") or wanted == sys.executable:
-            return True
-        return os.path.realpath(wanted) == os.path.realpath(sys.executable)
+        return wanted.startswith("auto") or os.path.realpath(wanted) == os.path.realpath(sys.executable)
 
     def _run_in_process(self, task_vars):
         name = self._task.resolved_action or self._task.action
