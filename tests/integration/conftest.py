@@ -3,9 +3,12 @@
 The kubeconfig comes from K8S_AUTH_KUBECONFIG or .local-cluster/kubeconfig; tests fail (they do
 not skip) when no control plane answers, so a green run always means the API was exercised."""
 
+import contextlib
 import json
 import os
 import subprocess
+import sys
+import tempfile
 import time
 import uuid
 
@@ -16,6 +19,26 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@contextlib.contextmanager
+def own_control_plane(prefix, *up_args):
+    """A control plane of a test's own (tools/local_cluster.py up in a temporary state directory,
+    always brought down): yields its state directory."""
+    state = tempfile.mkdtemp(prefix=prefix)
+    launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
+    env = dict(os.environ, AIINFRA_LOCAL_CLUSTER_DIR=state)
+    try:
+        subprocess.run(launcher + ["up", "--state-dir", state] + list(up_args), check=True, env=env)
+        yield state
+    finally:
+        subprocess.run(launcher + ["down", "--state-dir", state], check=False, env=env)
+
+
+@pytest.fixture(scope="session")
+def control_plane():
+    """own_control_plane, for module-scoped fixtures: `with control_plane(prefix, *up_args) as state`."""
+    return own_control_plane
 
 
 @pytest.fixture(scope="session")

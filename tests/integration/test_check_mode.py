@@ -6,8 +6,6 @@ reports what would change, and writes nothing. Waits on what the run would creat
 import os
 import re
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
@@ -20,15 +18,9 @@ pytestmark = pytest.mark.upstream
 
 
 @pytest.fixture(scope="module")
-def empty_cluster():
-    state = tempfile.mkdtemp(prefix="aiinfra-check-")
-    launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
-    env = dict(os.environ, AIINFRA_LOCAL_CLUSTER_DIR=state)
-    try:
-        subprocess.run(launcher + ["up", "--state-dir", state, "--no-operators"], check=True, env=env)
+def empty_cluster(control_plane):
+    with control_plane("aiinfra-check-", "--no-operators") as state:
         yield state, os.path.join(state, "kubeconfig")
-    finally:
-        subprocess.run(launcher + ["down", "--state-dir", state], check=False, env=env)
 
 
 def test_check_mode_previews_the_site_on_an_empty_cluster(empty_cluster):

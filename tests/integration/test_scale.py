@@ -6,9 +6,6 @@ AIINFRA_SCALE_NODES=0 skips it. tools/benchmark/run.sh measures the same on the 
 
 import math
 import os
-import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
@@ -85,17 +82,12 @@ def test_gpu_node_info_pages_not_per_node(module_runner, kube):
 
 
 @pytest.fixture(scope="module")
-def big_cluster():
+def big_cluster(control_plane):
     count = int(os.environ.get("AIINFRA_SCALE_NODES", "1000") or 0)
     if not count:
         pytest.skip("AIINFRA_SCALE_NODES=0: no separate control plane with many GPU nodes")
-    state = tempfile.mkdtemp(prefix="aiinfra-scale-")
-    launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py")]
-    try:
-        subprocess.run(launcher + ["up", "--state-dir", state, "--gpu-nodes", str(count), "--crds-dir", "", "--no-operators"], check=True)
+    with control_plane("aiinfra-scale-", "--gpu-nodes", str(count), "--crds-dir", "", "--no-operators") as state:
         yield count, os.path.join(state, "kubeconfig")
-    finally:
-        subprocess.run(launcher + ["down", "--state-dir", state], check=False)
 
 
 def test_gpu_node_info_1000_nodes(module_runner, big_cluster):
