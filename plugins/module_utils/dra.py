@@ -59,6 +59,53 @@ def selector_expression(selector, option="gpu_selector"):
     return " && ".join(terms) or None
 
 
+ALLOCATIONS = ("device_plugin", "dra")
+
+
+def selector_with_product(selector, product):
+    """gpu_selector without empty terms, with `product` (a module's gpu_product) as its product
+    when it names none."""
+    out = dict((k, v) for k, v in (selector or {}).items() if v not in (None, ""))
+    if product and not out.get("product"):
+        out["product"] = product
+    return out
+
+
+def check_allocation(allocation, selector, count, count_option):
+    """Refuse gpu_allocation / gpu_selector combinations that cannot work, before anything is
+    sent: True when the GPUs are claimed through DRA."""
+    allocation = allocation or "device_plugin"
+    selector = selector_with_product(selector, None)
+    if allocation not in ALLOCATIONS:
+        raise InputError("option gpu_allocation must be device_plugin or dra")
+    if allocation != "dra":
+        if selector:
+            raise InputError("option gpu_selector selects DRA devices: set gpu_allocation=dra (or use gpu_product with the device plugin)")
+        return False
+    if not count or count < 1:
+        raise InputError("option gpu_allocation=dra claims GPUs: set %s to 1 or more" % count_option)
+    selector_expression(selector)  # a bad min_memory or compute capability fails here
+    return True
+
+
+def claim_template_ref(name, namespace):
+    """What state=absent needs to delete the template: its identity only."""
+    return {"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+            "metadata": {"name": claim_template_name(name), "namespace": namespace}}
+
+
+def explain_immutable_template(exc, name, namespace):
+    """A KubeError from applying a changed claim template, reworded to name the options and the
+    way out (the server echoes the whole spec)."""
+    if (exc.details or {}).get("status") == 422 and "field is immutable" in exc.msg and exc.msg.startswith("ResourceClaimTemplate "):
+        exc.msg = (
+            "ResourceClaimTemplate %s/%s: gpus and gpu_selector cannot change once it exists (Kubernetes keeps a claim "
+            "template's spec immutable); remove %s first (state: absent, gpu_allocation: dra) and apply again, or use a new name"
+            % (namespace, claim_template_name(name), name)
+        )
+    return exc
+
+
 def claim_template_name(name):
     return "%s-%s" % (name, CLAIM_NAME)
 

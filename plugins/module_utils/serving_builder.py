@@ -14,6 +14,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils import dra
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.quantities import check_quantity
 
@@ -99,6 +100,32 @@ def container_resources(resources, gpus, gpu_resource=GPU_RESOURCE, option="reso
     return out
 
 
+def gpu_resources(params, gpus, use_dra):
+    """The serving container's resources: nvidia.com/gpu limits with the device plugin, or under
+    DRA the pod's claim (resources.claims) and no GPU resource at all."""
+    gpu_resource = params.get("gpu_resource_name") or GPU_RESOURCE
+    if not use_dra:
+        return container_resources(params.get("resources"), gpus, gpu_resource)
+    if gpu_resource != GPU_RESOURCE:
+        raise InputError(
+            "option gpu_resource_name=%s is a device-plugin resource; with gpu_allocation=dra the claim asks whole GPUs "
+            "of DeviceClass %s: leave gpu_resource_name at %s" % (gpu_resource, dra.DEVICE_CLASS, GPU_RESOURCE)
+        )
+    out = container_resources(params.get("resources"), None)
+    named = sorted(k for part in ("requests", "limits") for k in (out.get(part) or {}) if k.startswith("nvidia.com/"))
+    if named:
+        raise InputError("option resources: with gpu_allocation=dra the GPUs come from the claim; drop %s from resources" % ", ".join(named))
+    out["claims"] = list(dra.CONTAINER_CLAIMS)
+    return out
+
+
+def gpu_claim_template(params, name, namespace, labels, gpus):
+    """The ResourceClaimTemplate <name>-gpus the pods claim their GPUs from (gpu_product is the
+    selector's product when gpu_selector names none)."""
+    selector = dra.selector_with_product(params.get("gpu_selector"), params.get("gpu_product"))
+    return dra.claim_template(name, namespace, labels, gpus, selector)
+
+
 def object_metadata(name, namespace, labels=None, annotations=None):
     """metadata for an object this collection builds: always labelled as managed by it."""
     meta = {"name": name, "namespace": namespace, "labels": dict(MANAGED_BY, **(labels or {}))}
@@ -132,7 +159,7 @@ def _extra_container(spec, option):
 
 
 def build_inference_service(params):
-    """params -> [InferenceService]."""
+    """params -> [ResourceClaimTemplate (gpu_allocation=dra)?, InferenceService]."""
     name, namespace = params["name"], params.get("namespace") or "default"
     mode = params.get("deployment_mode") or "Standard"
     fmt = params.get("model_format") or {}
@@ -165,7 +192,8 @@ def build_inference_service(params):
     if params.get("env"):
         model["env"] = _env_list(params["env"])
     gpus = params.get("gpus") or 0
-    resources = container_resources(params.get("resources"), gpus, params.get("gpu_resource_name") or GPU_RESOURCE)
+    use_dra = dra.check_allocation(params.get("gpu_allocation"), params.get("gpu_selector"), gpus, "gpus")
+    resources = gpu_resources(params, gpus, use_dra)
     if resources:
         model["resources"] = resources
 
@@ -180,13 +208,18 @@ def build_inference_service(params):
     ):
         if params.get(option) is not None:
             predictor[field] = params[option]
+    # Under DRA the claim's selector picks the product: no GFD node label.
     selector, tolerations = gpu_placement(
-        params.get("gpu_product"), params.get("node_selector"), params.get("tolerations"), gpus, params.get("tolerate_gpu_taint", True)
+        None if use_dra else params.get("gpu_product"), params.get("node_selector"), params.get("tolerations"), gpus,
+        params.get("tolerate_gpu_taint", True)
     )
     if selector:
         predictor["nodeSelector"] = selector
     if tolerations:
         predictor["tolerations"] = tolerations
+    if use_dra:
+        # KServe v0.20's predictor is a pod spec: its resourceClaims reach the predictor pods.
+        predictor["resourceClaims"] = dra.pod_resource_claims(name)
 
     spec = {"predictor": predictor}
     if params.get("transformer"):
@@ -196,19 +229,20 @@ def build_inference_service(params):
 
     annotations = dict(params.get("annotations") or {})
     annotations[DEPLOYMENT_MODE_ANNOTATION] = mode
-    return [
-        {
-            "apiVersion": KSERVE_API,
-            "kind": "InferenceService",
-            "metadata": object_metadata(name, namespace, params.get("labels"), annotations),
-            "spec": spec,
-        }
-    ]
+    metadata = object_metadata(name, namespace, params.get("labels"), annotations)
+    objects = [{"apiVersion": KSERVE_API, "kind": "InferenceService", "metadata": metadata, "spec": spec}]
+    if use_dra:
+        # Applied first, so that the predictor pods find the template they claim from.
+        objects.insert(0, gpu_claim_template(params, name, namespace, metadata["labels"], gpus))
+    return objects
 
 
-def inference_service_ref(name, namespace):
-    """What state=absent needs: the object's identity only."""
-    return {"apiVersion": KSERVE_API, "kind": "InferenceService", "metadata": {"name": name, "namespace": namespace}}
+def inference_service_ref(name, namespace, gpu_allocation=None):
+    """What state=absent needs: the objects' identities only (the claim template under DRA)."""
+    refs = [{"apiVersion": KSERVE_API, "kind": "InferenceService", "metadata": {"name": name, "namespace": namespace}}]
+    if gpu_allocation == "dra":
+        refs.insert(0, dra.claim_template_ref(name, namespace))
+    return refs
 
 
 def build_explainer(explainer):
@@ -293,7 +327,8 @@ def triton_args(params, repository):
 
 
 def build_triton_server(params):
-    """params -> [Deployment, Service, HorizontalPodAutoscaler?, ServiceMonitor|PodMonitor?]."""
+    """params -> [ResourceClaimTemplate (gpu_allocation=dra)?, Deployment, Service, HorizontalPodAutoscaler?,
+    ServiceMonitor|PodMonitor?]."""
     name, namespace = params["name"], params.get("namespace") or "default"
     labels = triton_labels(name)
     replicas = params.get("replicas", 1)
@@ -301,7 +336,8 @@ def build_triton_server(params):
         raise InputError("option replicas is %d: a replica count cannot be negative" % replicas)
     volume, repository = _parse_repository(params["model_repository"])
     gpus = params.get("gpus", 1)
-    resources = container_resources(params.get("resources"), gpus, params.get("gpu_resource_name") or GPU_RESOURCE)
+    use_dra = dra.check_allocation(params.get("gpu_allocation"), params.get("gpu_selector"), gpus, "gpus")
+    resources = gpu_resources(params, gpus, use_dra)
 
     container = {
         "name": "triton",
@@ -332,8 +368,10 @@ def build_triton_server(params):
         volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": volume["claim"], "readOnly": True}})
         container["volumeMounts"].append({"name": "models", "mountPath": TRITON_MODEL_MOUNT, "readOnly": True})
 
+    # Under DRA the claim's selector picks the product: no GFD node label.
     selector, tolerations = gpu_placement(
-        params.get("gpu_product"), params.get("node_selector"), params.get("tolerations"), gpus, params.get("tolerate_gpu_taint", True)
+        None if use_dra else params.get("gpu_product"), params.get("node_selector"), params.get("tolerations"), gpus,
+        params.get("tolerate_gpu_taint", True)
     )
     pod_spec = {
         "containers": [container],
@@ -348,6 +386,8 @@ def build_triton_server(params):
         pod_spec["serviceAccountName"] = params["service_account"]
     if params.get("image_pull_secrets"):
         pod_spec["imagePullSecrets"] = [{"name": s} for s in params["image_pull_secrets"]]
+    if use_dra:
+        pod_spec["resourceClaims"] = dra.pod_resource_claims(name)
 
     deployment_spec = {
         "selector": {"matchLabels": labels},
@@ -375,6 +415,9 @@ def build_triton_server(params):
     monitor = params.get("monitoring") or "none"
     if monitor != "none":
         objects.append(build_triton_monitor(name, namespace, labels, monitor, params.get("metrics_interval") or "30s"))
+    if use_dra:
+        # Applied first, so that the Deployment's pods find the template they claim from.
+        objects.insert(0, gpu_claim_template(params, name, namespace, dict(MANAGED_BY, **labels), gpus))
     return objects
 
 

@@ -60,7 +60,7 @@ options:
       description: Service account whose attached Secrets hold the storage credentials.
       type: str
     gpus:
-      description: GPUs per predictor pod (set as a limit of O(gpu_resource_name)).
+      description: GPUs per predictor pod (a limit of O(gpu_resource_name), or the claim's count with O(gpu_allocation=dra)).
       type: int
       default: 0
     gpu_resource_name:
@@ -68,8 +68,45 @@ options:
       type: str
       default: nvidia.com/gpu
     gpu_product:
-      description: Only place predictor pods on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this value.
+      description:
+        - Only place predictor pods on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this value.
+        - With O(gpu_allocation=dra), the product of O(gpu_selector) when that names none (no node label is used).
       type: str
+    gpu_allocation:
+      description:
+        - How the predictor pods get their GPUs. V(device_plugin) asks O(gpus) as limits of O(gpu_resource_name).
+        - V(dra) claims them through Dynamic Resource Allocation. A ResourceClaimTemplate C(<name>-gpus), applied
+          before the InferenceService, asks O(gpus) devices of DeviceClass C(gpu.nvidia.com) (NVIDIA's DRA
+          driver) matching O(gpu_selector); the predictor gets C(resourceClaims) and its container
+          C(resources.claims), so each predictor pod gets its own claim, which the kube-scheduler allocates.
+          No C(nvidia.com/gpu) limit and no GPU Feature Discovery node selector are set.
+        - The template's spec cannot change once created; to change O(gpus) or O(gpu_selector), remove the
+          service (O(state=absent) with O(gpu_allocation=dra)) and apply it again, or use a new name.
+      type: str
+      choices: [device_plugin, dra]
+      default: device_plugin
+      version_added: 0.1.0
+    gpu_selector:
+      description:
+        - With O(gpu_allocation=dra), which devices qualify. The terms are ANDed in one CEL selector
+          over the attributes the driver publishes.
+      type: dict
+      version_added: 0.1.0
+      suboptions:
+        product:
+          description:
+            - GPU product as GPU Feature Discovery names it, for example V(NVIDIA-H200). It is
+              compared with the device's C(productName), spaces read as dashes.
+          type: str
+        min_memory:
+          description: At least this much GPU memory (a quantity, for example V(140Gi)).
+          type: str
+        architecture:
+          description: GPU architecture, for example V(Hopper) (case-insensitive).
+          type: str
+        min_compute_capability:
+          description: At least this CUDA compute capability, for example V(9.0).
+          type: str
     tolerate_gpu_taint:
       description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
       type: bool
@@ -220,6 +257,16 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ isvc.url }}"
 
+- name: One H200 per predictor pod, claimed through DRA and allocated by the scheduler
+  aiinfra.cluster.inference_service:
+    name: llm
+    namespace: models
+    model_format: {name: huggingface}
+    storage_uri: hf://meta-llama/Llama-3.1-8B-Instruct
+    gpus: 1
+    gpu_allocation: dra
+    gpu_selector: {product: NVIDIA-H200, min_memory: 140Gi}
+
 - name: Canary rollout on Knative
   aiinfra.cluster.inference_service:
     name: sentiment
@@ -268,6 +315,11 @@ manifest:
   description: The InferenceService as sent to the API server.
   returned: always
   type: dict
+claim_template:
+  description: With O(gpu_allocation=dra), the ResourceClaimTemplate as sent to the API server.
+  returned: state=present and O(gpu_allocation=dra)
+  type: dict
+  version_added: 0.1.0
 resources:
   description: Apply or delete result per object.
   returned: always
@@ -279,6 +331,8 @@ api_requests:
   type: dict
 """
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils import dra
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
 from ansible_collections.aiinfra.cluster.plugins.module_utils.serving_builder import (
     build_inference_service,
@@ -308,6 +362,8 @@ ARGUMENT_SPEC = {
     "gpus": {"type": "int", "default": 0},
     "gpu_resource_name": {"type": "str", "default": "nvidia.com/gpu"},
     "gpu_product": {"type": "str"},
+    "gpu_allocation": {"type": "str", "default": "device_plugin", "choices": ["device_plugin", "dra"]},
+    "gpu_selector": {"type": "dict", "options": dra.SELECTOR_OPTIONS},
     "tolerate_gpu_taint": {"type": "bool", "default": True},
     "node_selector": {"type": "dict"},
     "tolerations": {"type": "list", "elements": "dict"},
@@ -344,14 +400,21 @@ def main():
     module = kube_module(ARGUMENT_SPEC, required_if=[("state", "present", ["model_format"])])
 
     def body(client):
-        if module.params["state"] == "absent":
-            objects = [inference_service_ref(module.params["name"], module.params["namespace"])]
+        params = module.params
+        if params["state"] == "absent":
+            objects = inference_service_ref(params["name"], params["namespace"], params["gpu_allocation"])
         else:
-            objects = build_inference_service(module.params)
-        result = run_bundle(module, client, objects)
-        result["manifest"] = objects[0]
-        if module.params["state"] == "present":
-            result.update(inference_service_summary(result["resources"][0].get("object")))
+            objects = build_inference_service(params)
+        try:
+            result = run_bundle(module, client, objects)
+        except KubeError as exc:
+            raise dra.explain_immutable_template(exc, params["name"], params["namespace"])
+        # The InferenceService is last (under DRA its claim template comes first).
+        result["manifest"] = objects[-1]
+        if params["state"] == "present":
+            if len(objects) > 1:
+                result["claim_template"] = objects[0]
+            result.update(inference_service_summary(result["resources"][-1].get("object")))
         return result
 
     execute(module, body)

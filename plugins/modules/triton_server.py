@@ -78,7 +78,7 @@ options:
       description: Environment of the server, a mapping of names to values.
       type: dict
     gpus:
-      description: GPUs per pod (limit of O(gpu_resource_name)).
+      description: GPUs per pod (a limit of O(gpu_resource_name), or the claim's count with O(gpu_allocation=dra)).
       type: int
       default: 1
     gpu_resource_name:
@@ -86,8 +86,45 @@ options:
       type: str
       default: nvidia.com/gpu
     gpu_product:
-      description: Only run on nodes whose C(nvidia.com/gpu.product) label (GPU Feature Discovery) has this value.
+      description:
+        - Only run on nodes whose C(nvidia.com/gpu.product) label (GPU Feature Discovery) has this value.
+        - With O(gpu_allocation=dra), the product of O(gpu_selector) when that names none (no node label is used).
       type: str
+    gpu_allocation:
+      description:
+        - How the server pods get their GPUs. V(device_plugin) asks O(gpus) as limits of O(gpu_resource_name).
+        - V(dra) claims them through Dynamic Resource Allocation. A ResourceClaimTemplate C(<name>-gpus), applied
+          before the Deployment, asks O(gpus) devices of DeviceClass C(gpu.nvidia.com) (NVIDIA's DRA driver)
+          matching O(gpu_selector); the pod spec gets C(resourceClaims) and the server container
+          C(resources.claims), so each pod gets its own claim, which the kube-scheduler allocates.
+          No C(nvidia.com/gpu) limit and no GPU Feature Discovery node selector are set.
+        - The template's spec cannot change once created; to change O(gpus) or O(gpu_selector), remove the
+          server (O(state=absent) with O(gpu_allocation=dra)) and apply it again, or use a new name.
+      type: str
+      choices: [device_plugin, dra]
+      default: device_plugin
+      version_added: 0.1.0
+    gpu_selector:
+      description:
+        - With O(gpu_allocation=dra), which devices qualify. The terms are ANDed in one CEL selector
+          over the attributes the driver publishes.
+      type: dict
+      version_added: 0.1.0
+      suboptions:
+        product:
+          description:
+            - GPU product as GPU Feature Discovery names it, for example V(NVIDIA-H200). It is
+              compared with the device's C(productName), spaces read as dashes.
+          type: str
+        min_memory:
+          description: At least this much GPU memory (a quantity, for example V(140Gi)).
+          type: str
+        architecture:
+          description: GPU architecture, for example V(Hopper) (case-insensitive).
+          type: str
+        min_compute_capability:
+          description: At least this CUDA compute capability, for example V(9.0).
+          type: str
     tolerate_gpu_taint:
       description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
       type: bool
@@ -190,6 +227,15 @@ EXAMPLES = r"""
       min_replicas: 1
       max_replicas: 8
 
+- name: Triton on one H200 per pod, claimed through DRA (the scheduler places it where such a GPU is free)
+  aiinfra.cluster.triton_server:
+    name: triton-h200
+    namespace: inference
+    model_repository: pvc://model-store/triton
+    gpus: 1
+    gpu_allocation: dra
+    gpu_selector: {product: NVIDIA-H200}
+
 - name: Remove it
   aiinfra.cluster.triton_server:
     name: triton
@@ -228,7 +274,8 @@ api_requests:
 
 import time
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
+from ansible_collections.aiinfra.cluster.plugins.module_utils import dra
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, KubeError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import path_quote
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
 from ansible_collections.aiinfra.cluster.plugins.module_utils.serving_builder import (
@@ -256,6 +303,8 @@ ARGUMENT_SPEC = {
     "gpus": {"type": "int", "default": 1},
     "gpu_resource_name": {"type": "str", "default": "nvidia.com/gpu"},
     "gpu_product": {"type": "str"},
+    "gpu_allocation": {"type": "str", "default": "device_plugin", "choices": ["device_plugin", "dra"]},
+    "gpu_selector": {"type": "dict", "options": dra.SELECTOR_OPTIONS},
     "tolerate_gpu_taint": {"type": "bool", "default": True},
     "node_selector": {"type": "dict"},
     "tolerations": {"type": "list", "elements": "dict"},
@@ -278,10 +327,11 @@ ARGUMENT_SPEC = {
 }
 
 
-def absent_objects(name, namespace):
-    """Everything the module may have created under this name."""
+def absent_objects(name, namespace, gpu_allocation=None):
+    """Everything the module may have created under this name (the claim template under DRA)."""
     meta = {"name": name, "namespace": namespace}
-    objects = [
+    objects = [dra.claim_template_ref(name, namespace)] if gpu_allocation == "dra" else []
+    objects += [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": dict(meta)},
         {"apiVersion": "v1", "kind": "Service", "metadata": dict(meta)},
         {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": dict(meta)},
@@ -317,9 +367,12 @@ def main():
     def body(client):
         params = module.params
         if params["state"] == "absent":
-            return run_bundle(module, client, absent_objects(params["name"], params["namespace"]))
+            return run_bundle(module, client, absent_objects(params["name"], params["namespace"], params["gpu_allocation"]))
         objects = build_triton_server(params)
-        result = run_bundle(module, client, objects)
+        try:
+            result = run_bundle(module, client, objects)
+        except KubeError as exc:
+            raise dra.explain_immutable_template(exc, params["name"], params["namespace"])
         service = next((r.get("object") for r in result["resources"] if r["kind"] == "Service"), None)
         slices = []
         if params["wait"] and not module.check_mode:

@@ -1,13 +1,17 @@
 """GPUs through Dynamic Resource Allocation with the real kube-scheduler: the local control plane
 publishes, per simulated GPU node, the ResourceSlice NVIDIA's DRA kubelet plugin would publish
-(tools/local_cluster.py), and training_job claims devices from them with a CEL selector.
+(tools/local_cluster.py), and training_job, triton_server and inference_service claim devices from
+them with a CEL selector.
 
-The DeviceClass gpu.nvidia.com is created here as the DRA driver chart defines it (see
-../shared/charts/SOURCES.md): no role installs that chart yet."""
+The DeviceClass gpu.nvidia.com comes from NVIDIA's DRA driver chart, which the gpu_operator role
+installs with gpu_operator_gpu_allocation=dra (tests/integration/test_gpu_operator_dra.py). Where
+that has not run, the class is created here as the chart defines it (see ../shared/charts/SOURCES.md),
+with a warning that says so, and removed afterwards."""
 
 import os
 import sys
 import time
+import warnings
 
 import pytest
 
@@ -29,14 +33,16 @@ H200_NODES = ["dra-h200-0", "dra-h200-1"]
 @pytest.fixture(scope="module")
 def h200_nodes(kube):
     """Two simulated H200 nodes beside the session's H100 nodes, with their ResourceSlices, built
-    by the launcher's own functions; and the DeviceClass."""
+    by the launcher's own functions; and the DeviceClass, when the DRA driver chart is not there."""
     made = []
     try:
+        kube.get("/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        warnings.warn("DeviceClass gpu.nvidia.com missing (the DRA driver chart is not installed): created here as the chart defines it")
         kube.request("POST", "/apis/resource.k8s.io/v1/deviceclasses", body=DEVICE_CLASS)
         made.append("/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com")
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
     for index, name in enumerate(H200_NODES):
         node = local_cluster.LocalCluster.node_manifest(name, 8, "NVIDIA-H200", False, 1000 + index)
         kube.request("POST", "/api/v1/nodes", body=node)
@@ -95,3 +101,60 @@ def test_claim_no_device_matches_stays_pending_with_the_schedulers_reason(module
     assert "claim" in res["msg"], res["msg"]
     pods = kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": "aiinfra.cluster/training-job=huge"})["items"]
     assert pods and all(not p["spec"].get("nodeName") for p in pods), [p["spec"].get("nodeName") for p in pods]
+
+
+def pods_of(kube, namespace, selector):
+    return kube.get("/api/v1/namespaces/%s/pods" % namespace, query={"labelSelector": selector})["items"]
+
+
+def assert_claimed_on(pods, template, nodes):
+    """Each pod has its own claim from `template`, allocated by the scheduler, on one of `nodes`."""
+    for pod in pods:
+        assert pod["spec"]["resourceClaims"] == [{"name": "gpus", "resourceClaimTemplateName": template}], pod["spec"]
+        assert pod["spec"].get("nodeName") in nodes, (pod["metadata"]["name"], pod["spec"].get("nodeName"))
+        assert [s["name"] for s in pod["status"].get("resourceClaimStatuses") or []] == ["gpus"], pod["status"]
+
+
+@pytest.mark.upstream
+def test_triton_on_dra_lands_only_on_the_selected_product(module_runner, kube, namespace, h200_nodes):
+    args = {"name": "triton", "namespace": namespace, "model_repository": "s3://models/triton", "replicas": 3, "gpus": 4,
+            "gpu_allocation": "dra", "gpu_selector": {"product": "NVIDIA-H200"}, "wait_timeout": 90}
+    res = module_runner("triton_server", args)
+    assert res.get("failed") is not True, res.get("msg")
+    assert [r["kind"] for r in res["resources"]][:2] == ["ResourceClaimTemplate", "Deployment"], res["resources"]
+    dep = kube.get("/apis/apps/v1/namespaces/%s/deployments/triton" % namespace)
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"claims": [{"name": "gpus"}]} and "nodeSelector" not in dep["spec"]["template"]["spec"]
+    pods = pods_of(kube, namespace, "app.kubernetes.io/instance=triton")
+    # 3 pods x 4 GPUs: more than one H200 node holds, all on H200 nodes although the H100 nodes are free.
+    assert len(pods) == 3
+    assert_claimed_on(pods, "triton-gpus", h200_nodes)
+    claims = kube.get("/apis/resource.k8s.io/v1/namespaces/%s/resourceclaims" % namespace)["items"]
+    devices = [r for c in claims for r in c["status"]["allocation"]["devices"]["results"]]
+    assert len(devices) == 12 and set(r["pool"] for r in devices) <= set(h200_nodes), devices
+    again = module_runner("triton_server", args)
+    assert again.get("failed") is not True and again["changed"] is False, again.get("msg")
+    # The template's spec is immutable: a changed selector fails naming the options and the way out.
+    changed = module_runner("triton_server", dict(args, gpu_selector={"product": "NVIDIA-H100-80GB-HBM3"}))
+    assert changed.get("failed") is True and "gpus and gpu_selector cannot change once it exists" in changed["msg"], changed.get("msg")
+    gone = module_runner("triton_server", {"name": "triton", "namespace": namespace, "state": "absent", "gpu_allocation": "dra"})
+    assert gone["changed"] is True and [r["kind"] for r in gone["resources"]][0] == "ResourceClaimTemplate", gone
+
+
+@pytest.mark.upstream
+def test_inference_service_predictor_gets_its_claim_through_kserve(module_runner, kube, namespace, operators, h200_nodes):
+    args = {"name": "iris", "namespace": namespace, "model_format": {"name": "sklearn"},
+            "storage_uri": "gs://kfserving-examples/models/sklearn/1.0/model", "gpus": 1,
+            "gpu_allocation": "dra", "gpu_selector": {"product": "NVIDIA-H200"}, "wait_timeout": 120}
+    res = module_runner("inference_service", args)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["ready"] is True and res["claim_template"]["metadata"]["name"] == "iris-gpus", res
+    # KServe's controller built the predictor Deployment from the predictor pod spec: the claim
+    # reached its pods, which the scheduler placed on an H200 node.
+    pods = pods_of(kube, namespace, "serving.kserve.io/inferenceservice=iris")
+    assert pods
+    assert_claimed_on(pods, "iris-gpus", h200_nodes)
+    container = next(c for c in pods[0]["spec"]["containers"] if c["name"] == "kserve-container")
+    assert container["resources"]["claims"] == [{"name": "gpus"}] and "nvidia.com/gpu" not in container["resources"].get("limits", {})
+    again = module_runner("inference_service", args)
+    assert again.get("failed") is not True and again["changed"] is False, again.get("msg")
