@@ -24,6 +24,14 @@ GFD_LABELS = (
     "nvidia.com/gpu.replicas",
     "nvidia.com/gpu.sharing-strategy",
     "nvidia.com/gpu.clique",
+    # Driver and MIG state (the preflight compares them with images and the MIG strategy).
+    "nvidia.com/cuda.driver-version.full",
+    "nvidia.com/cuda.driver-version.major",
+    "nvidia.com/cuda.driver.major",
+    "nvidia.com/cuda.driver.minor",
+    "nvidia.com/cuda.driver.rev",
+    "nvidia.com/mig.config",
+    "nvidia.com/mig.config.state",
 )
 
 
@@ -35,6 +43,17 @@ def count(value):
         return int(str(value))
     except ValueError:
         return 0
+
+
+def driver_version(labels):
+    """(major, full) of the node's NVIDIA driver from GFD's labels (the cuda.driver-version.* set,
+    or the older cuda.driver.* one); (None, None) where GFD has not labelled the node."""
+    major = count(labels.get("nvidia.com/cuda.driver-version.major") or labels.get("nvidia.com/cuda.driver.major"))
+    if not major:
+        return None, None
+    full = labels.get("nvidia.com/cuda.driver-version.full") or ".".join(
+        str(labels[key]) for key in ("nvidia.com/cuda.driver.major", "nvidia.com/cuda.driver.minor", "nvidia.com/cuda.driver.rev") if labels.get(key))
+    return major, full or str(major)
 
 
 def _is_gpu_resource(name):

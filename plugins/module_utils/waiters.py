@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import threading
 import time
 
@@ -263,20 +264,28 @@ def pod_failure_summary(client, namespace, selector, tail_lines=20):
 POD_LABEL_BY_KIND = {"JobSet": "jobset.sigs.k8s.io/jobset-name", "TrainJob": "jobset.sigs.k8s.io/jobset-name"}
 
 
-def stuck_pod_summary(client, obj):
-    """For a workload that did not roll out or finish: why its first unready pod is stuck
-    (unschedulable with the scheduler's reason, image pull, crash), which the workload's own
-    Events never say."""
+def workload_pods(client, obj, limit=50):
+    """The pods of a workload (its spec.selector, or the label naming it), first page; None when
+    they cannot be told or read."""
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels")
     namespace = (obj.get("metadata") or {}).get("namespace")
     if not selector and obj.get("kind") in POD_LABEL_BY_KIND:
         selector = {POD_LABEL_BY_KIND[obj["kind"]]: (obj.get("metadata") or {}).get("name")}
     if not selector or not namespace:
         return None
-    query = {"labelSelector": ",".join("%s=%s" % kv for kv in sorted(selector.items())), "limit": 50}
+    query = {"labelSelector": ",".join("%s=%s" % kv for kv in sorted(selector.items())), "limit": limit}
     try:
-        pods = (client.get("/api/v1/namespaces/%s/pods" % path_quote(namespace), query=query) or {}).get("items") or []
+        return (client.get("/api/v1/namespaces/%s/pods" % path_quote(namespace), query=query) or {}).get("items") or []
     except ApiError:
+        return None
+
+
+def stuck_pod_summary(client, obj):
+    """For a workload that did not roll out or finish: why its first unready pod is stuck
+    (unschedulable with the scheduler's reason, image pull, crash), which the workload's own
+    Events never say."""
+    pods = workload_pods(client, obj)
+    if pods is None:
         return None
     for pod in pods:
         status = pod.get("status") or {}
@@ -287,6 +296,104 @@ def stuck_pod_summary(client, obj):
             waiting = (cs.get("state") or {}).get("waiting")
             if waiting:
                 return "pod %s container %s %s: %s" % (pod["metadata"]["name"], cs.get("name"), waiting.get("reason"), waiting.get("message") or "")
+    return None
+
+
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+
+def queued_workload_summary(client, obj):
+    """For a job that names a Kueue queue and is not admitted: where it waits and why (its
+    Workload's conditions: no quota, no topology domain with room, preempted), which neither the
+    suspended job nor its events say. None when it is admitted or names no queue."""
+    meta = obj.get("metadata") or {}
+    queue = (meta.get("labels") or {}).get(KUEUE_QUEUE_LABEL)
+    if not queue or not meta.get("uid"):
+        return None
+    path = "/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % path_quote(meta.get("namespace") or "default")
+    try:
+        items = (client.get(path, query={"labelSelector": "kueue.x-k8s.io/job-uid=%s" % meta["uid"]}) or {}).get("items") or []
+    except ApiError:
+        return None
+    if not items:
+        return "queued in LocalQueue %s, but Kueue made no Workload for it (is Kueue running, and does it manage %s?)" % (queue, obj.get("kind"))
+    workload = items[0]
+    if (find_condition(workload, "Admitted") or {}).get("status") == "True":
+        return None
+    where = ((workload.get("status") or {}).get("admission") or {}).get("clusterQueue")
+    for cond_type in ("Evicted", "Preempted"):
+        cond = find_condition(workload, cond_type) or {}
+        if cond.get("status") == "True":
+            return "not admitted by Kueue (LocalQueue %s): %s %s: %s" % (queue, cond_type, cond.get("reason"), cond.get("message"))
+    cond = find_condition(workload, "QuotaReserved") or {}
+    return "queued in LocalQueue %s%s, not admitted: %s" % (
+        queue, " (ClusterQueue %s)" % where if where else "", cond.get("message") or "waiting for Kueue to consider it")
+
+
+# Seconds a workload may wait before a pod naming a missing PVC or Secret fails the wait: long
+# enough for objects applied in the same run (or by an operator) to appear. Environment
+# AIINFRA_WAIT_REFERENCE_GRACE or a wait spec's `reference_grace` sets another value.
+REFERENCE_GRACE = 30.0
+
+
+def reference_grace(spec):
+    value = spec.get("reference_grace", os.environ.get("AIINFRA_WAIT_REFERENCE_GRACE"))
+    try:
+        return float(value) if value not in (None, "") else REFERENCE_GRACE
+    except ValueError:
+        return REFERENCE_GRACE
+
+
+def _pod_references(pod):
+    """(kind, name) of the PVCs and Secrets a pod cannot start without (optional ones left out)."""
+    spec = pod.get("spec") or {}
+    refs = []
+    for volume in spec.get("volumes") or []:
+        if (volume.get("persistentVolumeClaim") or {}).get("claimName"):
+            refs.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]))
+        secret = volume.get("secret") or {}
+        if secret.get("secretName") and not secret.get("optional"):
+            refs.append(("Secret", secret["secretName"]))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            projected = source.get("secret") or {}
+            if projected.get("name") and not projected.get("optional"):
+                refs.append(("Secret", projected["name"]))
+    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+        for env in container.get("env") or []:
+            key_ref = (env.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if key_ref.get("name") and not key_ref.get("optional"):
+                refs.append(("Secret", key_ref["name"]))
+        for source in container.get("envFrom") or []:
+            ref = source.get("secretRef") or {}
+            if ref.get("name") and not ref.get("optional"):
+                refs.append(("Secret", ref["name"]))
+    return refs
+
+
+def missing_pod_reference(client, obj):
+    """For a workload that is not ready: 'pod P needs KIND NS/NAME, which does not exist' for the
+    first PVC or Secret one of its unready pods names that is missing; None when there is none.
+    Such a pod can never start, so waiting out the timeout would only delay the same answer."""
+    pods = workload_pods(client, obj)
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    checked = {}
+    for pod in pods or []:
+        status = pod.get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed") or any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            continue
+        for kind, name in _pod_references(pod):
+            if kind == "Secret" and not (pod.get("spec") or {}).get("nodeName"):
+                continue  # a kubelet reads Secrets once the pod is bound; an unscheduled pod may still get it in time
+            if (kind, name) not in checked:
+                plural = "persistentvolumeclaims" if kind == "PersistentVolumeClaim" else "secrets"
+                try:
+                    client.get("/api/v1/namespaces/%s/%s/%s" % (path_quote(namespace), plural, path_quote(name)))
+                    checked[(kind, name)] = True
+                except ApiError as exc:
+                    checked[(kind, name)] = exc.status != 404  # a forbidden read says nothing
+            if not checked[(kind, name)]:
+                return "pod %s needs %s %s/%s, which does not exist" % (pod["metadata"]["name"], kind, namespace, name)
     return None
 
 
@@ -338,6 +445,7 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None, deadlin
     interval, last, why = 0.1, None, None
     kind_check = CHECKS[spec["type"]] if spec["type"] != "deleted" else None
     path = rt.item_path(name, namespace)
+    next_reference_check = time.monotonic() + reference_grace(spec)
     while True:
         try:
             last = client.get(path)
@@ -374,6 +482,13 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None, deadlin
                     raise
                 if done:
                     return last
+                if time.monotonic() >= next_reference_check and (spec["type"] in ("rollout", "job") or last.get("kind") in POD_LABEL_BY_KIND):
+                    missing = missing_pod_reference(client, last)
+                    if missing:
+                        raise WaitFailed("%s %s/%s cannot become ready: %s (checked after %gs of the %ss wait; create it, or fix the "
+                                         "workload's reference)" % (rt.kind, namespace, name, missing, reference_grace(spec), timeout),
+                                         last_status=last.get("status"), events=recent_events(client, last))
+                    next_reference_check = time.monotonic() + 10
         if time.monotonic() >= deadline:
             ref = "%s %s%s" % (rt.kind, (namespace + "/") if namespace else "", name)
             events = recent_events(client, last) if last else []
@@ -385,6 +500,9 @@ def wait_for(client, rt, name, namespace, spec, timeout=300, sleep=None, deadlin
                 extra_done, extra_why = extra(client, last)
                 if not extra_done and extra_why not in msg:
                     msg += "; " + extra_why
+            queued = queued_workload_summary(client, last) if last else None
+            if queued:
+                msg += "; " + queued
             stuck = stuck_pod_summary(client, last) if last and (spec["type"] in ("rollout", "job") or last.get("kind") in POD_LABEL_BY_KIND) else None
             if stuck:
                 msg += "; " + stuck
