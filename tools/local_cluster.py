@@ -41,19 +41,29 @@ FIELD_MANAGER = "aiinfra-local-cluster"
 # The operators' controllers the launcher can run, in start order (the Trainer needs JobSet), and
 # the default set. Fluid runs on request: its Alluxio runtime controller execs into the cache
 # pods, which simulated pods cannot answer, so a Dataset never binds and a deleted runtime keeps
-# its finalizer (the controller's shutdown execs too). Kueue is not started by the launcher yet.
-OPERATORS = ("jobset", "kserve", "trainer", "fluid")
-DEFAULT_OPERATORS = "jobset,kserve,trainer"
+# its finalizer (the controller's shutdown execs too).
+OPERATORS = ("jobset", "kserve", "trainer", "kueue", "fluid")
+DEFAULT_OPERATORS = "jobset,kserve,trainer,kueue"
 # Webhook Service names the charts render with the roles' release names -> the controller that
 # serves them. The post-renderer points these at the controller's loopback webhook port.
 WEBHOOK_SERVICES = {
     "kserve": ["kserve-webhook-server-service"],
     "jobset": ["jobset-webhook-service"],
     "trainer": ["kubeflow-trainer-controller-manager"],
+    "kueue": ["kueue-webhook-service"],
 }
 # Where the roles install each chart (release, namespace): objects the launcher creates before
 # the chart is installed carry that release's Helm ownership, so `helm install` adopts them.
 KSERVE_RELEASE = ("kserve-resources", "kserve")
+KUEUE_RELEASE = ("kueue", "kueue-system")
+# The Kueue chart's values for the local control plane, as the gpu_scheduling role sets them
+# (the integrations the collection's workloads use). The launcher renders Kueue's Configuration
+# from the chart with these, so the host process runs what the chart would run.
+# Kueue's CRDs (the chart's templates/crd), and those its webhook converts (its rotator's list).
+KUEUE_CRDS = ("admissionchecks", "clusterqueues", "cohorts", "localqueues", "multikueueclusters", "multikueueconfigs",
+              "provisioningrequestconfigs", "resourceflavors", "topologies", "workloadpriorityclasses", "workloads")
+KUEUE_CONVERTED_CRDS = ("localqueues", "clusterqueues", "workloads", "cohorts", "multikueueclusters")
+KUEUE_FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "trainer.kubeflow.org/trainjob", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob")
 # GPU Feature Discovery labels per product: (gpu.memory MiB, gpu.family, compute major, minor)
 GPU_PRODUCTS = {
     "NVIDIA-H100-80GB-HBM3": (81559, "hopper", 9, 0),
@@ -493,6 +503,66 @@ class LocalCluster:
             "-out", p("webhook.crt"), "-days", "3650", "-extfile", p("webhook.ext"),
         ])
 
+    def make_kueue_pki(self):
+        """Kueue's rotator (cert-controller) keeps the pair in its Secret only when its CA is valid
+        for the DNS name `kueue-ca` and the serving certificate for <webhook service>.<namespace>.svc;
+        otherwise it makes a pair of its own that the API server, calling 127.0.0.1, cannot verify.
+        So Kueue gets a CA of its own (its key goes into the Secret, as the rotator's would) and a
+        serving certificate for both names."""
+        if os.path.exists(os.path.join(self.pki, "kueue.crt")):
+            return
+
+        def p(name):
+            return os.path.join(self.pki, name)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        # The rotator parses the CA key as PKCS#1 RSA only.
+        run(["openssl", "genrsa", "-traditional", "-out", p("kueue-ca.key"), "2048"])
+        run(["openssl", "req", "-x509", "-key", p("kueue-ca.key"), "-out", p("kueue-ca.crt"), "-days", "3650", "-subj", "/CN=kueue-ca",
+             "-addext", "subjectAltName=DNS:kueue-ca", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        run(["openssl", "req", *ec, "-keyout", p("kueue.key"), "-out", p("kueue.csr"), "-subj", "/CN=kueue-webhook-service"])
+        with open(p("kueue.ext"), "w") as handle:
+            handle.write("subjectAltName=DNS:%s-webhook-service.%s.svc,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" % KUEUE_RELEASE)
+        run(["openssl", "x509", "-req", "-in", p("kueue.csr"), "-CA", p("kueue-ca.crt"), "-CAkey", p("kueue-ca.key"), "-CAcreateserial",
+             "-out", p("kueue.crt"), "-days", "3650", "-extfile", p("kueue.ext")])
+
+    def ensure_kueue_certificates(self, api, namespace, cert_config, cert_dir):
+        """The webhook Secret Kueue's rotator reads (owned by the chart's release, which adopts it),
+        and the same pair in the certificate directory the webhook server reads."""
+        self.make_kueue_pki()
+        files = {"ca.crt": "kueue-ca.crt", "ca.key": "kueue-ca.key", "tls.crt": "kueue.crt", "tls.key": "kueue.key"}
+        data = {}
+        for key, name in files.items():
+            with open(os.path.join(self.pki, name), "rb") as handle:
+                data[key] = base64.b64encode(handle.read()).decode()
+        secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": cert_config["webhookSecretName"], "namespace": namespace}, "data": data}
+        self.ensure_helm_owned(api, secret, *KUEUE_RELEASE)
+        # An existing Secret (a restarted controller, or the chart's empty one) gets this pair too.
+        api.ok("PATCH", "/api/v1/namespaces/%s/secrets/%s" % (namespace, cert_config["webhookSecretName"]), {"data": data},
+               content_type="application/merge-patch+json", accept=(200,))
+        for key in ("tls.crt", "tls.key"):
+            shutil.copyfile(os.path.join(self.pki, files[key]), os.path.join(cert_dir, key))
+
+    def ensure_kueue_crd_conversion(self, state, api, webhook_port):
+        """The chart's Kueue CRDs convert v1beta1 <-> v1beta2 through Kueue's webhook, and Kueue's
+        rotator does not report ready until it has put its CA into each of them. ../shared/crds
+        carries them without conversion: point them at the loopback webhook, as the
+        post-renderer does when the chart installs them. Without those CRDs the chart's own are
+        applied first."""
+        base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        if api.request("GET", base + "workloads.kueue.x-k8s.io")[0] == 404:
+            docs = []
+            for plural in KUEUE_CRDS:
+                docs += self.helm_render(state, "kueue", KUEUE_RELEASE[0], KUEUE_RELEASE[1], "templates/crd/kueue.x-k8s.io_%s.yaml" % plural)
+            self.apply_crds(api, docs)
+        with open(os.path.join(self.pki, "kueue-ca.crt"), "rb") as handle:
+            ca_bundle = base64.b64encode(handle.read()).decode()
+        conversion = {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                      "clientConfig": {"url": "https://127.0.0.1:%d/convert" % webhook_port, "caBundle": ca_bundle}}}
+        for plural in KUEUE_CONVERTED_CRDS:
+            api.ok("PATCH", base + plural + ".kueue.x-k8s.io", [{"op": "add", "path": "/spec/conversion", "value": conversion}],
+                   content_type="application/json-patch+json", accept=(200,))
+
     def helm_render(self, state, chart, release, namespace, show_only, sets=()):
         """Documents one template of a chart renders, as the role would install it (offline)."""
         import yaml
@@ -598,6 +668,28 @@ class LocalCluster:
             write_config(config)
             args = ["--kubeconfig=" + self.kubeconfig, "--config=" + config_path]
             return [("trainer", os.path.join(bin_dirs[name], "trainer-controller-manager"), args, env, ready)]
+        if name == "kueue":
+            namespace = KUEUE_RELEASE[1]
+            self.ensure_namespace(api, namespace)
+            config = self.chart_config(state, "kueue", KUEUE_RELEASE[0], namespace, "templates/manager/manager-config.yaml", "controller_manager_config.yaml")
+            config.update(
+                namespace=namespace, health={"healthProbeBindAddress": loop % health}, leaderElection={"leaderElect": False},
+                webhook={"host": "127.0.0.1", "port": webhook, "certDir": certs},
+            )
+            config["metrics"]["bindAddress"] = loop % metrics
+            config["integrations"]["frameworks"] = list(KUEUE_FRAMEWORKS)
+            # Internal cert management stays on, as the chart sets it: with it off, v0.19.2 reads
+            # its metrics certificate from /etc/kueue/metrics/certs (cmd/kueue/main.go), outside
+            # any directory the launcher owns. Its rotator keeps a valid pair it finds in the
+            # Secret; the launcher puts there a pair of its own that is also valid for
+            # 127.0.0.1, where the API server reaches the webhooks (see make_kueue_pki).
+            self.ensure_kueue_certificates(api, namespace, config["internalCertManagement"], certs)
+            self.ensure_kueue_crd_conversion(state, api, webhook)
+            write_config(config)
+            # The visibility API is an aggregated API server: its APIService can only point to a
+            # Service, which cannot lead to a loopback process (see the post-renderer).
+            args = ["--kubeconfig=" + self.kubeconfig, "--config=" + config_path, "--zap-log-level=2", "--feature-gates=VisibilityOnDemand=false"]
+            return [("kueue", os.path.join(bin_dirs[name], "kueue"), args, env, ready)]
         if name == "fluid":
             # No health endpoint and no webhook server: ready when metrics answer. The Alluxio
             # runtime controller runs `ddc-helm` (helm v3) on the runtime charts in $HOME/charts.
@@ -652,13 +744,16 @@ class LocalCluster:
             return
         with open(os.path.join(self.pki, "webhook-ca.crt"), "rb") as handle:
             ca_bundle = base64.b64encode(handle.read()).decode()
-        servers = {}
+        servers, ca_bundles = {}, {}
         for name in names:
             for service in WEBHOOK_SERVICES.get(name, []):
                 servers[service] = "https://127.0.0.1:%d" % state["ports"][name + "_webhook"]
+                if name == "kueue":  # its own CA (make_kueue_pki)
+                    with open(os.path.join(self.pki, "kueue-ca.crt"), "rb") as handle:
+                        ca_bundles[service] = base64.b64encode(handle.read()).decode()
         tmp = self.webhooks_file + ".tmp"
         with open(tmp, "w") as handle:
-            json.dump({"ca_bundle": ca_bundle, "servers": servers}, handle, indent=2)
+            json.dump({"ca_bundle": ca_bundle, "ca_bundles": ca_bundles, "servers": servers}, handle, indent=2)
         os.replace(tmp, self.webhooks_file)
 
     # Commands ---------------------------------------------------------------------------
@@ -776,12 +871,15 @@ class LocalCluster:
             ],
         )
         self.start(state, "kube-scheduler", b("kube-scheduler"), common + ["--secure-port=%d" % ports["scheduler"], "--v=1"])
-        stages = os.path.join(bin_dir, "kwok-stages")
+        # KWOK's stages from the build cache, where tools/kwok-stages has none of the same name.
+        stages = dict((f, os.path.join(bin_dir, "kwok-stages", f)) for f in os.listdir(os.path.join(bin_dir, "kwok-stages")))
+        local_stages = os.path.join(ROOT, "tools", "kwok-stages")
+        stages.update((f, os.path.join(local_stages, f)) for f in os.listdir(local_stages) if f.endswith(".yaml"))
         proc = self.start(
             state,
             "kwok",
             b("kwok"),
-            ["--config=" + os.path.join(stages, f) for f in sorted(os.listdir(stages))]
+            ["--config=" + stages[f] for f in sorted(stages)]
             + [
                 "--kubeconfig=" + self.kubeconfig,
                 "--manage-all-nodes=false",

@@ -28,10 +28,11 @@ _SUFFIXES = {
 }
 
 # Maps whose values are quantities (ResourceRequirements, ResourceQuota, LimitRange, Pod overhead,
-# node capacity) and single fields that are one.
+# node capacity) and single fields that are one (emptyDir's sizeLimit; a Kueue ClusterQueue's
+# quotas, which its webhook stores canonical: "1000" -> "1k").
 QUANTITY_MAPS = frozenset(("limits", "requests", "hard", "overhead", "capacity", "allocatable",
                            "default", "defaultRequest", "max", "min", "maxLimitRequestRatio"))
-QUANTITY_FIELDS = frozenset(("sizeLimit",))
+QUANTITY_FIELDS = frozenset(("sizeLimit", "nominalQuota", "borrowingLimit", "lendingLimit"))
 
 
 def check_quantity(value, option):

@@ -36,6 +36,7 @@ MANAGER = "aiinfra.cluster"
 RUNTIME_PATCH_MANAGER = "aiinfra.cluster/training-job"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 BACKENDS = {
     "pytorch": ("job", "pytorchjob", "trainjob"),
     "tensorflow": ("job", "tfjob", "jobset"),
@@ -200,7 +201,10 @@ def _resources(params):
     if params["gpus_per_node"] and not _dra(params):
         # A quantity string, as the API server stores it (a webhook-defaulted kind such as JobSet
         # stores "8" for 8, and a number would then differ from the live object on every run).
-        limits["nvidia.com/gpu"] = str(params["gpus_per_node"])
+        # Requests too: a pod template keeps only what it is given (the API server copies limits to
+        # requests on Pods only), and Kueue counts a template's requests, after a LimitRange's
+        # defaultRequest (0 GPUs in gpu_scheduling's team namespaces) has filled them in.
+        limits["nvidia.com/gpu"] = requests["nvidia.com/gpu"] = str(params["gpus_per_node"])
     out = {}
     if requests:
         out["requests"] = requests
@@ -545,12 +549,80 @@ PARAM_DEFAULTS = {
 }
 
 
+# Kueue reads the queue and the workload priority from the job's own labels, and the topology a
+# pod set needs from its pod template's annotations.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+TOPOLOGY_ANNOTATIONS = {"required": "kueue.x-k8s.io/podset-required-topology", "preferred": "kueue.x-k8s.io/podset-preferred-topology"}
+# Short names for the topology levels the collection's inventories use (any node label works too).
+TOPOLOGY_LEVELS = {"block": "aiinfra.cluster/topology-block", "rack": "aiinfra.cluster/topology-rack", "host": "kubernetes.io/hostname",
+                   "hostname": "kubernetes.io/hostname"}
+
+
+def _validate_queueing(params):
+    for opt in ("queue_name", "workload_priority_class"):
+        value = params.get(opt)
+        if value is not None and not DNS_SUBDOMAIN.match(value):
+            raise InputError("option %s %r: use the name of a Kueue %s (a DNS subdomain)" % (opt, value, "LocalQueue" if opt == "queue_name" else "WorkloadPriorityClass"))
+    topology = params.get("topology") or {}
+    placed = [k for k in ("required", "preferred") if topology.get(k)]
+    if not topology:
+        return
+    if len(placed) != 1:
+        raise InputError("option topology: set exactly one of topology.required or topology.preferred (a level: block, rack, host or a node label)")
+    if not params.get("queue_name"):
+        raise InputError("option topology is placed by Kueue's topology-aware scheduling: set queue_name to a LocalQueue whose flavors have a Topology")
+    if params["backend"] == "trainjob":
+        raise InputError("option topology: a TrainJob's runtime patches cannot annotate its pods in v2.3; use backend job, jobset or pytorchjob")
+    if params.get("gpu_allocation") == "dra":
+        raise InputError("option topology with gpu_allocation=dra: Kueue places pods by the GPUs they request (nvidia.com/gpu); use the device plugin")
+
+
+def topology_level(level):
+    """block/rack/host, or a node label key as given."""
+    return TOPOLOGY_LEVELS.get(level, level)
+
+
+def pod_templates(obj):
+    """The pod templates of a training object, where its pods' labels and annotations go."""
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Job":
+        return [spec["template"]]
+    if obj["kind"] == "JobSet":
+        return [rjob["template"]["spec"]["template"] for rjob in spec["replicatedJobs"]]
+    for key in ("pytorchReplicaSpecs", "tfReplicaSpecs"):
+        if key in spec:
+            return [replica["template"] for _, replica in sorted(spec[key].items())]
+    return []
+
+
+def _queueing(params, objects):
+    """Kueue's labels on the main object, the topology and the user's annotations on its pods."""
+    main = main_object(objects)
+    labels = main["metadata"].setdefault("labels", {})
+    if params.get("queue_name"):
+        labels[QUEUE_LABEL] = params["queue_name"]
+    if params.get("workload_priority_class"):
+        labels[PRIORITY_LABEL] = params["workload_priority_class"]
+    annotations = dict(params.get("pod_annotations") or {})
+    for key, annotation in TOPOLOGY_ANNOTATIONS.items():
+        if (params.get("topology") or {}).get(key):
+            annotations[annotation] = topology_level(params["topology"][key])
+    if annotations:
+        for template in pod_templates(main):
+            template.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
+
+
 def build_training_job(params):
     """params (module options) -> the bundle of manifests for the chosen framework/backend."""
     full = dict(PARAM_DEFAULTS)
     full.update(dict((k, v) for k, v in params.items() if v is not None))
     validate(full)
+    _validate_queueing(full)
+    if full.get("pod_annotations") and full["backend"] == "trainjob":
+        raise InputError("option pod_annotations: a TrainJob's runtime patches cannot annotate its pods in v2.3; use backend job, jobset or pytorchjob")
     objects = BUILDERS[(full["framework"], full["backend"])](full)
+    _queueing(full, objects)
     if _dra(full):
         # Each pod claims its GPUs from this template; it comes first so the pods find it.
         objects = [dra.claim_template(full["name"], full["namespace"], _labels(full), full["gpus_per_node"], _gpu_selector(full))] + objects

@@ -170,6 +170,41 @@ options:
     priority_class_name:
       description: PriorityClass of the pods (not settable with O(backend=trainjob)).
       type: str
+    queue_name:
+      description:
+        - Kueue LocalQueue in the job's namespace (label C(kueue.x-k8s.io/queue-name)). Kueue creates the job
+          suspended and starts it only when its ClusterQueue can admit all of its pods at once (quota, and with
+          O(topology) the placement). No pod exists, and no GPU is held, while it waits.
+        - The role C(aiinfra.cluster.gpu_scheduling) creates a LocalQueue C(gpu) in every team namespace.
+        - While the job is queued, a wait that ends reports the reason Kueue gives (for example insufficient quota).
+      type: str
+    workload_priority_class:
+      description:
+        - Kueue WorkloadPriorityClass of the job (label C(kueue.x-k8s.io/priority-class)). It orders the queue and
+          decides what the job may preempt there.
+        - C(aiinfra.cluster.gpu_scheduling) creates one per PriorityClass, with the same name. Without it Kueue
+          uses the pods' O(priority_class_name).
+      type: str
+    topology:
+      description:
+        - Where Kueue's topology-aware scheduling places the job's pods (each pod set of it), all or nothing. Needs
+          O(queue_name) and a flavor with a Topology (C(gpu_scheduling_topology_levels)).
+        - A level is V(block), V(rack), V(host) (the labels C(aiinfra.cluster/topology-block),
+          C(aiinfra.cluster/topology-rack), C(kubernetes.io/hostname)) or any node label of a Topology level.
+        - Not with O(backend=trainjob) or O(gpu_allocation=dra).
+      type: dict
+      suboptions:
+        required:
+          description:
+            - Every pod in one domain of this level (pod annotation C(kueue.x-k8s.io/podset-required-topology)).
+            - The job waits until one domain has room.
+          type: str
+        preferred:
+          description: As few domains of this level as possible (pod annotation C(kueue.x-k8s.io/podset-preferred-topology)).
+          type: str
+    pod_annotations:
+      description: Annotations for the job's pods (not with O(backend=trainjob)).
+      type: dict
     gpu_product:
       description:
         - Only schedule on nodes whose GPU Feature Discovery label C(nvidia.com/gpu.product) has this
@@ -333,6 +368,18 @@ EXAMPLES = r"""
     data: {dataset: imagenet}
     checkpoint: {claim_name: resnet-ckpt}
     log_dir: {claim_name: resnet-ckpt, sub_path: tb}
+    wait_timeout: 86400
+
+- name: 64 GPUs through Kueue, all 8 pods in one topology block, started only when one has room
+  aiinfra.cluster.training_job:
+    name: llm-pretrain
+    namespace: team-research
+    script: /workspace/pretrain.py
+    nodes: 8
+    gpus_per_node: 8
+    queue_name: gpu
+    workload_priority_class: gpu-training
+    topology: {required: block}
     wait_timeout: 86400
 
 - name: GPUs through DRA, H200s with at least 140Gi each, allocated by the scheduler
@@ -524,6 +571,10 @@ ARGUMENT_SPEC = {
     "active_deadline_seconds": {"type": "int"},
     "ttl_seconds_after_finished": {"type": "int", "default": 86400},
     "priority_class_name": {"type": "str"},
+    "queue_name": {"type": "str"},
+    "workload_priority_class": {"type": "str"},
+    "topology": {"type": "dict", "options": {"required": {"type": "str"}, "preferred": {"type": "str"}}, "mutually_exclusive": [["required", "preferred"]]},
+    "pod_annotations": {"type": "dict"},
     "gpu_product": {"type": "str"},
     "gpu_allocation": {"type": "str", "default": "device_plugin", "choices": ["device_plugin", "dra"]},
     "gpu_selector": {"type": "dict", "options": SELECTOR_OPTIONS},

@@ -26,7 +26,7 @@ SHARED_CHARTS = os.environ.get("AIINFRA_SHARED_CHARTS", os.path.join(os.path.dir
 # or an OCI repository path.
 HTTP_CHARTS = ["gpu-operator", "cert-manager", "fluid"]
 OCI_CHARTS = {"kserve-crd": "kserve/charts", "kserve-resources": "kserve/charts", "kserve-runtime-configs": "kserve/charts",
-              "kubeflow-trainer": "kubeflow/charts", "jobset": "jobset/charts"}
+              "kubeflow-trainer": "kubeflow/charts", "jobset": "jobset/charts", "kueue": "kueue/charts"}
 HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -137,6 +137,7 @@ class ChartMirror:
             "kserve_chart_oci_repo": oci + "kserve/charts",
             "training_platform_trainer_oci_repo": oci + "kubeflow/charts",
             "training_platform_jobset_oci_repo": oci + "jobset/charts",
+            "gpu_scheduling_kueue_oci_repo": oci + "kueue/charts",
         }
 
 

@@ -79,7 +79,8 @@ def namespace(kube, request):
 
 
 # Helm releases whose webhooks, runtimes and configuration the real controllers need.
-OPERATOR_RELEASES = [("kserve", "kserve-resources"), ("kserve", "kserve-runtime-configs"), ("kubeflow-system", "kubeflow-trainer"), ("fluid-system", "fluid")]
+OPERATOR_RELEASES = [("kserve", "kserve-resources"), ("kserve", "kserve-runtime-configs"), ("kubeflow-system", "kubeflow-trainer"), ("fluid-system", "fluid"),
+                     ("kueue-system", "kueue")]
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +91,7 @@ def operators(kube, kubeconfig):
     state_dir = os.path.dirname(os.path.abspath(kubeconfig))
     with open(os.path.join(state_dir, "state.json")) as handle:
         running = set(p["name"] for p in json.load(handle)["processes"] if p.get("operator"))
-    missing = {"jobset", "kserve", "trainer"} - running
+    missing = {"jobset", "kserve", "trainer", "kueue"} - running
     if missing:
         raise RuntimeError("controllers not running: %s (run `make up`, not --no-operators)" % ", ".join(sorted(missing)))
 

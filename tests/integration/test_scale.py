@@ -1,16 +1,31 @@
 """Request budgets that keep the collection fast at scale, checked against the real control plane.
 
-The gpu_node_info check at scale starts its own control plane with AIINFRA_SCALE_NODES (default
-1000) simulated GPU nodes and no CRDs, about 50 s on 2 cores, and brings it down afterwards;
-AIINFRA_SCALE_NODES=0 skips it. tools/benchmark/run.sh measures the same on the benchmark's cluster."""
+The checks at scale start their own control plane with AIINFRA_SCALE_NODES (default 1000)
+simulated GPU nodes in topology blocks, no third-party CRDs and Kueue's controller, about 50 s on
+2 cores, and bring it down afterwards; AIINFRA_SCALE_NODES=0 skips them. gpu_node_info's request
+budget is checked there, and Kueue's all-or-nothing, topology-aware admission and its reclaim of
+borrowed GPUs, through gpu_scheduling's queues and training_job. tools/benchmark/run.sh measures
+the same on the benchmark's cluster."""
 
+import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import pytest
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
+from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+UPSTREAM_CHARTS = os.environ.get("AIINFRA_CHARTS_DIR", os.path.join(os.path.dirname(ROOT), "shared", "charts"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import local_cluster  # noqa: E402  pylint: disable=wrong-import-position
+
+# The big cluster's fabric: 4 nodes per rack, 4 racks per block (a block: 16 nodes, 128 GPUs).
+RACK_NODES, BLOCK_RACKS = 4, 4
 
 
 def configmaps(ns, count, value="1"):
@@ -83,11 +98,18 @@ def test_gpu_node_info_pages_not_per_node(module_runner, kube):
 
 @pytest.fixture(scope="module")
 def big_cluster(control_plane):
+    """AIINFRA_SCALE_NODES (default 1000) simulated 8-GPU nodes in topology blocks of 16 (4 racks
+    of 4 nodes), no third-party CRDs, no controllers yet (the `queues` fixture starts Kueue on it
+    after the timed gpu_node_info check)."""
     count = int(os.environ.get("AIINFRA_SCALE_NODES", "1000") or 0)
     if not count:
         pytest.skip("AIINFRA_SCALE_NODES=0: no separate control plane with many GPU nodes")
-    with control_plane("aiinfra-scale-", "--gpu-nodes", str(count), "--crds-dir", "", "--no-operators") as state:
+    with control_plane("aiinfra-scale-", *(big_cluster_args(count) + ["--no-operators"])) as state:
         yield count, os.path.join(state, "kubeconfig")
+
+
+def big_cluster_args(count):
+    return ["--gpu-nodes", str(count), "--nodes-per-rack", str(RACK_NODES), "--racks-per-block", str(BLOCK_RACKS), "--crds-dir", ""]
 
 
 def test_gpu_node_info_1000_nodes(module_runner, big_cluster):
@@ -103,3 +125,179 @@ def test_gpu_node_info_1000_nodes(module_runner, big_cluster):
     # pages (one per GPU node), one ResourceClaim list and one pod list.
     assert result["api_requests"]["GET"] <= int(math.ceil((count + 1) / 500.0)) + int(math.ceil(count / 500.0)) + 2, result["api_requests"]
     assert elapsed < 2.0, "gpu_node_info over %d nodes took %.2fs" % (count, elapsed)
+
+
+# Kueue at scale: gpu_scheduling's queues on the big cluster, jobs through training_job ------------
+QUEUE_PRODUCT = "NVIDIA-H200"  # the flavor's nodes: 2 blocks added beside the 1000 H100 nodes
+QUEUE_NODES = 2 * RACK_NODES * BLOCK_RACKS
+TEAMS = [{"name": "kq-a", "gpu_quota": 128, "borrowing_limit": 64}, {"name": "kq-b", "gpu_quota": 128}]
+# A Job's simulated pods keep their GPUs this long (tools/kwok-stages/pod-complete.yaml).
+HOLD = {"pod-complete.stage.kwok.x-k8s.io/delay": "1h"}
+
+
+def _play(kubeconfig, extra_vars, *args):
+    env = dict(os.environ, K8S_AUTH_KUBECONFIG=kubeconfig, AIINFRA_LOCAL_CLUSTER_DIR=os.path.dirname(kubeconfig), ANSIBLE_NOCOLOR="1")
+    cmd = [os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "local"),
+           os.path.join(ROOT, "playbooks", "platform.yml"), "--tags", "gpu_scheduling", "-e", json.dumps(extra_vars)] + list(args)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=ROOT, timeout=900, check=False)
+    return proc.returncode, proc.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def queues(big_cluster):
+    """Two blocks of H200 nodes (built by the launcher's own function) beside the 1000 H100 nodes,
+    and gpu_scheduling with Kueue: an H200 flavor with a block/rack/host Topology, two teams'
+    ClusterQueues in one cohort (kq-a may borrow 64 GPUs), LocalQueues `gpu`."""
+    count, kubeconfig = big_cluster
+    if not os.path.isdir(UPSTREAM_CHARTS):
+        pytest.skip("needs the Kueue chart (../shared/charts) to run Kueue")
+    # Kueue's real controller on the running cluster (`up` again starts what is missing); without
+    # third-party CRDs the launcher applies the chart's Kueue CRDs first.
+    state = os.path.dirname(kubeconfig)
+    up = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "local_cluster.py"), "up", "--state-dir", state] + big_cluster_args(count)
+                        + ["--operators", "kueue"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ, AIINFRA_LOCAL_CLUSTER_DIR=state),
+                        timeout=600, check=False)
+    assert up.returncode == 0 and b"controller kueue healthy" in up.stdout, up.stdout.decode()[-3000:]
+    kube = KubeClient(config_from_params({"kubeconfig": kubeconfig}))
+    names = []
+    for index in range(QUEUE_NODES):
+        name = "h200-%d" % index
+        # Indices on whole blocks, far above the H100 nodes' racks and blocks.
+        node = local_cluster.LocalCluster.node_manifest(name, 8, QUEUE_PRODUCT, False, 4096 + index, topology=(RACK_NODES, BLOCK_RACKS))
+        kube.request("POST", "/api/v1/nodes", body=node)
+        names.append(name)
+    deadline = time.time() + 120
+    while time.time() < deadline and not all(_ready(kube, n) for n in names):
+        time.sleep(1)
+    extra = {"gpu_scheduling_teams": TEAMS, "gpu_scheduling_cohort": "kq", "gpu_scheduling_flavors": [{"name": "h200", "product": QUEUE_PRODUCT}],
+             "gpu_scheduling_topology_levels": ["aiinfra.cluster/topology-block", "aiinfra.cluster/topology-rack", "kubernetes.io/hostname"]}
+    rc, out = _play(kubeconfig, extra)
+    assert rc == 0, out[-4000:]
+    # The queues as the role left them, reconciled by the real controller.
+    for team in TEAMS:
+        cq = kube.get("/apis/kueue.x-k8s.io/v1beta2/clusterqueues/%s" % team["name"])
+        active = [c for c in (cq.get("status") or {}).get("conditions") or [] if c["type"] == "Active"]
+        assert active and active[0]["status"] == "True", cq.get("status")
+    rc, again = _play(kubeconfig, extra)
+    recap = [line for line in again.splitlines() if line.startswith("localhost")][-1]
+    assert rc == 0 and "changed=0" in recap, again[-3000:]
+    yield kube, kubeconfig
+    kube.close()
+
+
+def _ready(kube, name):
+    try:
+        conds = kube.get("/api/v1/nodes/%s" % name)["status"].get("conditions") or []
+    except ApiError:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+
+def _job(kubeconfig, name, team, nodes, **extra):
+    args = {"kubeconfig": kubeconfig, "name": name, "namespace": team, "script": "/train.py", "nodes": nodes, "gpus_per_node": 8,
+            "queue_name": "gpu", "wait": False}
+    args.update(extra)
+    return args
+
+
+def _workload(kube, team, job):
+    uid = kube.get("/apis/batch/v1/namespaces/%s/jobs/%s" % (team, job))["metadata"]["uid"]
+    items = kube.get("/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % team, query={"labelSelector": "kueue.x-k8s.io/job-uid=" + uid})["items"]
+    return items[0] if items else None
+
+
+def _condition(obj, kind):
+    return next((c for c in ((obj or {}).get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+
+
+def _wait(what, check, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError("%s not within %ss" % (what, timeout))
+
+
+def _pods(kube, team, job):
+    return kube.get("/api/v1/namespaces/%s/pods" % team, query={"labelSelector": "batch.kubernetes.io/job-name=" + job})["items"]
+
+
+def _blocks_of(kube, pods):
+    nodes = dict((n["metadata"]["name"], n["metadata"]["labels"]) for n in kube.get("/api/v1/nodes", query={"labelSelector": "nvidia.com/gpu.product=" + QUEUE_PRODUCT})["items"])
+    return set(nodes[p["spec"]["nodeName"]]["aiinfra.cluster/topology-block"] for p in pods if p["spec"].get("nodeName"))
+
+
+def _delete_jobs(kube, team, *jobs):
+    for job in jobs:
+        for path in ("/apis/batch/v1/namespaces/%s/jobs/%s" % (team, job), "/api/v1/namespaces/%s/configmaps/%s-training-record" % (team, job)):
+            try:
+                kube.delete(path, body={"propagationPolicy": "Background"})
+            except ApiError:
+                pass
+
+
+@pytest.mark.upstream
+def test_topology_required_block_admits_all_or_nothing(module_runner, queues):
+    """8 pods x 8 GPUs with topology {required: block}: admitted only when one block has 64 free
+    GPUs, every pod then in that block; until then the Job is suspended with no pod (no GPU
+    held), though the flavor has 64 free GPUs spread over two blocks."""
+    kube, kubeconfig = queues
+    try:
+        # 96 GPUs in each block (12 pods each, held): 32 free in each block, 64 in all.
+        for name, team in (("fill-a", "kq-a"), ("fill-b", "kq-b")):
+            result = module_runner("training_job", _job(kubeconfig, name, team, 12, topology={"required": "block"}, pod_annotations=HOLD))
+            assert result["changed"], result
+        filled = [_wait("%s running" % n, lambda n=n, t=t: len([p for p in _pods(kube, t, n) if p["status"].get("phase") == "Running"]) == 12 and _pods(kube, t, n))
+                  for n, t in (("fill-a", "kq-a"), ("fill-b", "kq-b"))]
+        assert [len(_blocks_of(kube, pods)) for pods in filled] == [1, 1]
+        assert _blocks_of(kube, filled[0]) != _blocks_of(kube, filled[1])
+
+        # 64 GPUs in one block: no block has them. Queued, nothing created; the wait says why.
+        waited = module_runner("training_job", _job(kubeconfig, "big", "kq-a", 8, topology={"required": "block"}, wait=True, wait_timeout=8))
+        assert waited["failed"] and "queued in LocalQueue gpu" in waited["msg"], waited["msg"]
+        workload = _workload(kube, "kq-a", "big")
+        assert _condition(workload, "QuotaReserved").get("status") == "False", workload.get("status")
+        assert "topology" in _condition(workload, "QuotaReserved").get("message", "").lower(), workload["status"]
+        assert kube.get("/apis/batch/v1/namespaces/kq-a/jobs/big")["spec"]["suspend"] is True
+        assert _pods(kube, "kq-a", "big") == []
+
+        # Capacity frees in one block: admitted there, all 8 pods in that block.
+        freed = _blocks_of(kube, filled[1])
+        _delete_jobs(kube, "kq-b", "fill-b")
+        _wait("big admitted", lambda: _condition(_workload(kube, "kq-a", "big"), "Admitted").get("status") == "True", 120)
+        pods = _wait("big's 8 pods placed", lambda: [p for p in _pods(kube, "kq-a", "big") if p["spec"].get("nodeName")] if len(
+            [p for p in _pods(kube, "kq-a", "big") if p["spec"].get("nodeName")]) == 8 else None)
+        assert _blocks_of(kube, pods) == freed, [p["spec"]["nodeName"] for p in pods]
+    finally:
+        _delete_jobs(kube, "kq-a", "fill-a", "big")
+        _delete_jobs(kube, "kq-b", "fill-b")
+
+
+@pytest.mark.upstream
+def test_borrowed_gpus_are_reclaimed_by_the_lending_team(module_runner, queues):
+    """kq-a borrows idle GPUs of kq-b (160 of its 128 + 64); when kq-b submits a job for its own
+    quota at a higher priority, Kueue preempts kq-a's job (visible in its Workload) and admits
+    kq-b's."""
+    kube, kubeconfig = queues
+    _wait("no workloads left from other tests", lambda: not any(
+        _condition(w, "Admitted").get("status") == "True"
+        for team in ("kq-a", "kq-b") for w in kube.get("/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % team)["items"]), 120)
+    try:
+        assert module_runner("training_job", _job(kubeconfig, "borrow", "kq-a", 20, pod_annotations=HOLD, workload_priority_class="gpu-preemptible"))["changed"]
+        _wait("borrow admitted", lambda: _condition(_workload(kube, "kq-a", "borrow"), "Admitted").get("status") == "True")
+        usage = kube.get("/apis/kueue.x-k8s.io/v1beta2/clusterqueues/kq-a")["status"]["flavorsUsage"]
+        gpus = [r for f in usage if f["name"] == "h200" for r in f["resources"] if r["name"] == "nvidia.com/gpu"][0]
+        assert gpus["total"] == "160" and gpus["borrowed"] == "32", usage
+
+        assert module_runner("training_job", _job(kubeconfig, "reclaim", "kq-b", 16, pod_annotations=HOLD, workload_priority_class="gpu-training"))["changed"]
+        _wait("reclaim admitted", lambda: _condition(_workload(kube, "kq-b", "reclaim"), "Admitted").get("status") == "True", 120)
+        preempted = _workload(kube, "kq-a", "borrow")
+        assert _condition(preempted, "Preempted").get("status") == "True", preempted["status"]
+        assert _condition(preempted, "Preempted").get("reason") == "InCohortReclamation", preempted["status"]
+        assert _condition(preempted, "Admitted").get("status") != "True"
+        assert kube.get("/apis/batch/v1/namespaces/kq-a/jobs/borrow")["spec"]["suspend"] is True
+    finally:
+        _delete_jobs(kube, "kq-a", "borrow")
+        _delete_jobs(kube, "kq-b", "reclaim")

@@ -115,3 +115,16 @@ def test_applied_hash_is_versioned_and_counts_quantities_by_value():
     assert engine.applied_hash(a).startswith("v%d-" % engine.HASH_VERSION)
     assert engine.hash_version(engine.applied_hash(a)) == engine.HASH_VERSION
     assert engine.hash_version("0123456789abcdef0123") == 1  # the bare digests of 1.0.x
+
+
+def test_kueue_quotas_compare_by_value():
+    """Kueue's webhook stores a ClusterQueue's quotas canonical ("1000" -> "1k"): the same value in
+    another spelling is no change, another value is."""
+    from ansible_collections.aiinfra.cluster.plugins.module_utils.quantities import normalise_quantities, same_scalar
+
+    for key in ("nominalQuota", "borrowingLimit", "lendingLimit"):
+        assert same_scalar("1000", "1k", None, key)
+        assert not same_scalar("1000", "2k", None, key)
+    flavor = {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": "1k"}, {"name": "memory", "nominalQuota": "10240Gi"}]}
+    assert normalise_quantities(flavor) == normalise_quantities(
+        {"name": "h100", "resources": [{"name": "cpu", "nominalQuota": "1000"}, {"name": "memory", "nominalQuota": "10Ti"}]})

@@ -49,6 +49,17 @@ spec:
       clientConfig:
         service: {name: kueue-webhook-service, namespace: kueue-system, path: /convert}
       conversionReviewVersions: [v1]
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: v1beta2.visibility.kueue.x-k8s.io
+spec:
+  group: visibility.kueue.x-k8s.io
+  version: v1beta2
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  service: {name: kueue-visibility-server, namespace: kueue-system}
 """
 
 
@@ -61,17 +72,21 @@ def render(tmp_path, state):
 
 
 def test_served_webhooks_point_at_loopback_with_the_launcher_ca(tmp_path):
-    state = {"ca_bundle": "Q0E=", "servers": {"kserve-webhook-server-service": "https://127.0.0.1:4321", "kueue-webhook-service": "https://127.0.0.1:4400"}}
+    state = {"ca_bundle": "Q0E=", "ca_bundles": {"kueue-webhook-service": "S0NB"},
+             "servers": {"kserve-webhook-server-service": "https://127.0.0.1:4321", "kueue-webhook-service": "https://127.0.0.1:4400"}}
     docs = render(tmp_path, state)
     hook = docs["ValidatingWebhookConfiguration/inferenceservice.serving.kserve.io"]["webhooks"][0]
     assert hook["clientConfig"] == {"url": "https://127.0.0.1:4321/validate-serving-kserve-io-v1beta1-inferenceservice", "caBundle": "Q0E="}
     assert hook["failurePolicy"] == "Fail"
     conversion = docs["CustomResourceDefinition/workloads.kueue.x-k8s.io"]["spec"]["conversion"]["webhook"]
-    assert conversion["clientConfig"] == {"url": "https://127.0.0.1:4400/convert", "caBundle": "Q0E="}
+    # Kueue's server has a CA of its own (the launcher's make_kueue_pki).
+    assert conversion["clientConfig"] == {"url": "https://127.0.0.1:4400/convert", "caBundle": "S0NB"}
     assert conversion["conversionReviewVersions"] == ["v1"]
     # No controller serves cert-manager's webhook here: dropped, not left failing every request.
     assert "MutatingWebhookConfiguration/cert-manager-webhook" not in docs
     assert docs["Service/kserve-webhook-server-service"]["spec"] == {"ports": [{"port": 443}]}
+    # The aggregated visibility API server does not run here: its APIService would stall discovery.
+    assert "APIService/v1beta2.visibility.kueue.x-k8s.io" not in docs
 
 
 def test_without_controllers_every_webhook_is_dropped(tmp_path):
