@@ -24,10 +24,10 @@ collection:
 	@mkdir -p $(COLLECTIONS)/ansible_collections/aiinfra
 	@ln -sfn $(CURDIR) $(COLLECTIONS)/ansible_collections/aiinfra/cluster
 
-# The operators' controllers `up` runs (AIINFRA_OPERATORS, default jobset,kserve,trainer);
-# `up` builds them itself when missing, this only builds. Kueue is built here on request only.
+# The operators' controllers `up` runs (AIINFRA_OPERATORS, default jobset,kserve,trainer,kueue);
+# `up` builds them itself when missing, this only builds.
 comma := ,
-OPERATORS ?= $(or $(AIINFRA_OPERATORS),jobset,kserve,trainer)
+OPERATORS ?= $(or $(AIINFRA_OPERATORS),jobset,kserve,trainer,kueue)
 operators:
 	bash tools/gobuild/operators.sh $(subst $(comma), ,$(OPERATORS))
 

@@ -166,9 +166,7 @@ def queues(big_cluster):
         node = local_cluster.LocalCluster.node_manifest(name, 8, QUEUE_PRODUCT, False, 4096 + index, topology=(RACK_NODES, BLOCK_RACKS))
         kube.request("POST", "/api/v1/nodes", body=node)
         names.append(name)
-    deadline = time.time() + 120
-    while time.time() < deadline and not all(_ready(kube, n) for n in names):
-        time.sleep(1)
+    _wait("the H200 nodes ready and untainted", lambda: all(_ready(kube, n) for n in names), 180)
     extra = {"gpu_scheduling_teams": TEAMS, "gpu_scheduling_cohort": "kq", "gpu_scheduling_flavors": [{"name": "h200", "product": QUEUE_PRODUCT}],
              "gpu_scheduling_topology_levels": ["aiinfra.cluster/topology-block", "aiinfra.cluster/topology-rack", "kubernetes.io/hostname"]}
     rc, out = _play(kubeconfig, extra)
@@ -186,11 +184,14 @@ def queues(big_cluster):
 
 
 def _ready(kube, name):
+    """Ready, and the not-ready taint a new node is created with lifted (the scheduler and Kueue's
+    topology-aware scheduling leave a tainted node out)."""
     try:
-        conds = kube.get("/api/v1/nodes/%s" % name)["status"].get("conditions") or []
+        node = kube.get("/api/v1/nodes/%s" % name)
     except ApiError:
         return False
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+    ready = any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
+    return ready and not any(t["key"] == "node.kubernetes.io/not-ready" for t in node["spec"].get("taints") or [])
 
 
 def _job(kubeconfig, name, team, nodes, **extra):

@@ -98,6 +98,15 @@ def targets(report):
                     slice_lists <= slices_allowed and claim_lists <= 1 and info.get("dra_devices", 0) > 0,
                 )
             )
+    queue = report.get("queue")
+    if queue:
+        rows.append(
+            (
+                "%d queued jobs on %d nodes: each admitted with all pods bound, or queued with no pod" % (queue["jobs"], queue["gpu_nodes"]),
+                "%d admitted (%d pods bound), %d queued, in %.1f s" % (queue["admitted"], queue["bound"], queue["queued"], queue["seconds"]),
+                queue["settled"],
+            )
+        )
     return rows
 
 
@@ -163,6 +172,24 @@ def markdown(report):
             "",
             "The module's pod list is one more request; the server's pod LIST counter also counts KWOK listing the pods of each node it starts to manage,"
             " so it is not shown.",
+        ]
+    queue = report.get("queue")
+    if queue:
+        lines += [
+            "",
+            "%d training jobs (%d pods x %d GPUs each, `topology: {preferred: rack}`) submitted to one team's Kueue queue (%d GPUs of"
+            " quota: %d jobs' worth) in one `training_job` call, on %d simulated GPU nodes with Kueue's real controller:"
+            % (queue["jobs"], queue["pods_per_job"], queue["gpus_per_pod"], queue["team_quota"], queue["admitted_expected"], queue["gpu_nodes"]),
+            "",
+            "| Submitted to settled (s) | Module run (s) | Admitted | Pods bound | Queued on quota | Module requests | API server requests (all clients) |",
+            "|---:|---:|---:|---:|---:|---|---|",
+            "| %.1f | %.1f | %d | %d | %d | %s | %s |"
+            % (queue["seconds"], queue["module_seconds"], queue["admitted"], queue["bound"], queue["queued"], fmt(queue["module_requests"] or {}),
+               fmt(queue["server_requests_by_verb"])),
+            "",
+            "Settled: every admitted job has all its pods bound to nodes and the rest wait on quota (Workload `QuotaReserved=False`), with"
+            " no pod. The server's requests include Kueue's, the scheduler's and KWOK's. Most requested resources: %s."
+            % ", ".join("%s %d" % kv for kv in queue["server_requests_top_resources"].items()),
         ]
     site = report.get("site")
     if site:

@@ -365,6 +365,75 @@ def gpu_node_info_at_scale(client, env, repeats=3):
             "dra_devices": (runs[0]["dra"] or {}).get("devices", 0)}
 
 
+# 100 queued training jobs through Kueue on the grown cluster --------------------------------------
+QUEUE_JOBS = 100
+QUEUE_PODS, QUEUE_GPUS = 4, 8  # per job: 4 pods x 8 GPUs
+QUEUE_TEAM = {"name": "bench-queue", "gpu_quota": 2048}  # 64 jobs' worth: 64 admitted, 36 queued on quota
+QUEUE_HOLD = {"pod-complete.stage.kwok.x-k8s.io/delay": "1h"}
+
+
+def queue_phase(client, env, state_dir, gpu_nodes, work):
+    """Kueue's real controller on the 1000-node cluster (the launcher starts it), gpu_scheduling's
+    queues (a flavor, a block/rack/host Topology, one team with 2048 GPUs), then 100 jobs of 4 pods x
+    8 GPUs with topology {preferred: rack} in one training_job call (batch). Timed from the call to
+    every job admitted with all its pods bound, or queued because the quota is used (64 + 36)."""
+    launcher = [sys.executable, os.path.join(ROOT, "tools", "local_cluster.py"), "up", "--state-dir", state_dir, "--gpu-nodes", str(gpu_nodes)]
+    started = time.monotonic()
+    subprocess.run(launcher + ["--operators", "kueue"], check=True, stdout=subprocess.DEVNULL)
+    log("Kueue's controller started in %.1fs" % (time.monotonic() - started))
+    extra = {"gpu_scheduling_teams": [QUEUE_TEAM], "gpu_scheduling_priority_classes": [],
+             "gpu_scheduling_topology_levels": ["aiinfra.cluster/topology-block", "aiinfra.cluster/topology-rack", "kubernetes.io/hostname"]}
+    cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", os.path.join(ROOT, "inventories", "local"),
+           os.path.join(ROOT, "playbooks", "platform.yml"), "--tags", "gpu_scheduling", "-e", json.dumps(extra)]
+    proc = subprocess.run(cmd, env=dict(env, AIINFRA_LOCAL_CLUSTER_DIR=state_dir), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("gpu_scheduling failed:\n%s" % proc.stdout.decode()[-4000:])
+    team = QUEUE_TEAM["name"]
+    batch = [{"name": "q-%03d" % i, "namespace": team, "script": "/train.py", "nodes": QUEUE_PODS, "gpus_per_node": QUEUE_GPUS,
+              "queue_name": "gpu", "topology": {"preferred": "rack"}, "pod_annotations": QUEUE_HOLD} for i in range(QUEUE_JOBS)]
+    admitted_expected = QUEUE_TEAM["gpu_quota"] // (QUEUE_PODS * QUEUE_GPUS)
+    before = scrape(client)
+    started = time.monotonic()
+    module_seconds, result = run_module("training_job", {"batch": batch, "wait": False}, env)
+
+    def progress():
+        workloads = (client.get("/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % team) or {}).get("items") or []
+        admitted = [w for w in workloads if any(c["type"] == "Admitted" and c["status"] == "True" for c in (w.get("status") or {}).get("conditions") or [])]
+        pending = [w for w in workloads if any(c["type"] == "QuotaReserved" and c["status"] == "False" for c in (w.get("status") or {}).get("conditions") or [])]
+        pods = (client.get("/api/v1/namespaces/%s/pods" % team) or {}).get("items") or []
+        bound = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
+        return len(workloads), len(admitted), len(pending), len(pods), len(bound)
+
+    deadline = time.monotonic() + 600
+    state = progress()
+    while time.monotonic() < deadline:
+        state = progress()
+        if state[1] == admitted_expected and state[2] == QUEUE_JOBS - admitted_expected and state[4] == admitted_expected * QUEUE_PODS:
+            break
+        time.sleep(0.5)
+    elapsed = time.monotonic() - started
+    after = scrape(client)
+    by_verb = {}
+    by_resource = {}
+    for labels, value in after.items():
+        lab = dict(labels)
+        count = int(round(value - before.get(labels, 0)))
+        if count <= 0 or lab.get("verb") in ("WATCH", "WATCHLIST") or not lab.get("resource"):
+            continue
+        by_verb[lab["verb"]] = by_verb.get(lab["verb"], 0) + count
+        key = lab["resource"] + ("/" + lab["subresource"] if lab.get("subresource") else "")
+        by_resource[key] = by_resource.get(key, 0) + count
+    workloads, admitted, pending, pods, bound = state
+    done = admitted == admitted_expected and pending == QUEUE_JOBS - admitted_expected and bound == admitted_expected * QUEUE_PODS
+    log("%d queued jobs: %d admitted with %d/%d pods bound, %d queued, in %.1fs (module %.1fs)%s"
+        % (QUEUE_JOBS, admitted, bound, pods, pending, elapsed, module_seconds, "" if done else " (NOT settled)"))
+    top = dict(sorted(by_resource.items(), key=lambda kv: -kv[1])[:8])
+    return {"jobs": QUEUE_JOBS, "pods_per_job": QUEUE_PODS, "gpus_per_pod": QUEUE_GPUS, "team_quota": QUEUE_TEAM["gpu_quota"], "gpu_nodes": gpu_nodes,
+            "seconds": round(elapsed, 1), "module_seconds": round(module_seconds, 1), "module_requests": result.get("api_requests"),
+            "workloads": workloads, "admitted": admitted, "queued": pending, "pods": pods, "bound": bound, "settled": done,
+            "admitted_expected": admitted_expected, "server_requests_by_verb": by_verb, "server_requests_top_resources": top}
+
+
 # The whole embedded site ----------------------------------------------------------------------
 SITE_LABEL = "whole embedded site (site.yml, inventories/local)"
 # Set by the server or its controllers, not by who applies the object.
@@ -504,7 +573,7 @@ def main(argv=None):
     parser.add_argument("--state-dir", help="local control plane state dir (to grow it to --gpu-nodes); default: use K8S_AUTH_KUBECONFIG as is")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs"))
     parser.add_argument("--gpu-nodes", type=int, default=1000)
-    parser.add_argument("--skip", action="append", default=[], choices=[p[0] for p in PHASES] + ["gpu_node_info", "site"])
+    parser.add_argument("--skip", action="append", default=[], choices=[p[0] for p in PHASES] + ["gpu_node_info", "queue", "site"])
     opts = parser.parse_args(argv)
     kubeconfig = os.environ.get("K8S_AUTH_KUBECONFIG")
     if not kubeconfig or not os.path.exists(kubeconfig):
@@ -532,6 +601,8 @@ def main(argv=None):
             if opts.state_dir:
                 grow_nodes(opts.state_dir, opts.gpu_nodes)
             report["gpu_node_info"] = gpu_node_info_at_scale(client, env)
+            if "queue" not in opts.skip and opts.state_dir:
+                report["queue"] = queue_phase(client, env, opts.state_dir, opts.gpu_nodes, work)
         if "site" not in opts.skip:
             report["site"] = site_phase(work, env, os.path.join(work, "site-cluster"))
     finally:
