@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
@@ -125,6 +126,56 @@ def test_gpu_node_info_1000_nodes(module_runner, big_cluster):
     # pages (one per GPU node), one ResourceClaim list and one pod list.
     assert result["api_requests"]["GET"] <= int(math.ceil((count + 1) / 500.0)) + int(math.ceil(count / 500.0)) + 2, result["api_requests"]
     assert elapsed < 2.0, "gpu_node_info over %d nodes took %.2fs" % (count, elapsed)
+
+
+# The preflight over the big cluster (before Kueue starts there), with the helpers of test_preflight_cluster.
+from test_preflight_cluster import PREFLIGHT_LISTS, REVIEWS, WRITES, delta, preflight, rows, scrape  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def test_preflight_1000_nodes_benchmark_workload(big_cluster, tmp_path):
+    """The benchmark's workload inventory (tools/benchmark/workload.py: ~150 objects through the
+    workload roles) on 1000 simulated 8-GPU nodes: seconds, and a few list requests per kind."""
+    count, kubeconfig = big_cluster
+    sys.path.insert(0, os.path.join(ROOT, "tools", "benchmark"))
+    import workload  # pylint: disable=import-outside-toplevel
+
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars").mkdir(parents=True)
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
+        "k8s_control": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
+    (inventory / "group_vars" / "k8s_control.yml").write_text(yaml.safe_dump(workload.roles_inventory("pf")))
+    from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
+
+    big = KubeClient(config_from_params({"kubeconfig": kubeconfig}))
+    preflight(kubeconfig, "-e", "aiinfra_preflight=warn", inventory=str(inventory), tmp_path=tmp_path)  # warm the caches
+    before = scrape(big)
+    started = time.monotonic()
+    rc, _data, report = preflight(kubeconfig, "-e", "aiinfra_preflight=warn", inventory=str(inventory), tmp_path=tmp_path)
+    wall = time.monotonic() - started
+    requests = delta(before, scrape(big))
+    big.close()
+    assert rc == 0, report
+    print("\n".join(report["table"]))
+    print("preflight over %d nodes: %.2fs in the task, %.2fs for ansible-playbook; %s" % (count, report["duration_s"], wall, report["api_requests"]))
+    assert report["duration_s"] < 5.0, report["duration_s"]
+    capacity = rows(report, "gpu capacity")
+    assert capacity and all(r[2] == "ok" and "%d NVIDIA-H100-80GB-HBM3 nodes" % count in r[3] for r in capacity), capacity
+    # No CRDs on this control plane: the workloads' kinds pass only because the run installs them;
+    # Istio, which no role installs, is missing (a warning: mesh_security_require_istio is false).
+    assert rows(report, "crds", "ok") and all("installed by this run" in r[3] for r in rows(report, "crds", "ok")), report["table"]
+    assert [r[1] for r in rows(report, "crds", "warn")] == ["authorizationpolicies.security.istio.io"], report["table"]
+    # The kinds the preflight reads (the counters also hold the controllers' own lists, of pods say).
+    lists = dict((k[1], v) for k, v in requests.items() if k[0] == "LIST" and k[1] in PREFLIGHT_LISTS)
+    print("list requests per kind: %s" % lists)
+    assert lists.get("nodes", 0) <= (count + 1) // 500 + 1, lists
+    assert all(v <= 3 for k, v in lists.items() if k != "nodes"), lists
+    assert report["api_requests"]["GET"] <= len(PREFLIGHT_LISTS) + (count + 1) // 500 + 2, report["api_requests"]
+    # KWOK keeps patching 1000 nodes meanwhile (their status and heartbeats); anything else written is not background.
+    writes = dict((k, v) for k, v in requests.items() if k[0] in WRITES and k[1] not in REVIEWS + ("leases", "events") and not k[2]
+                  and k != ("PATCH", "nodes", ""))
+    assert writes == {}, writes
+    assert set(report["api_requests"]) == {"GET", "POST"} and report["api_requests"]["POST"] == sum(
+        v for k, v in requests.items() if k[1] == "selfsubjectrulesreviews"), (report["api_requests"], requests)
 
 
 # Kueue at scale: gpu_scheduling's queues on the big cluster, jobs through training_job ------------

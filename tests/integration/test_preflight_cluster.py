@@ -1,20 +1,17 @@
 """The preflight against the real local control plane: the embedded inventory passes, every check
 refuses what would fail later and passes what is fine, nothing is written (the API server's own
-request counters), and 1000 simulated GPU nodes with the benchmark's workload inventory take
-seconds and a few list requests per kind. Also the waits that fail fast on a missing PVC/Secret."""
+request counters). Also the waits that fail fast on a missing PVC/Secret. The preflight over 1000
+simulated GPU nodes is in test_scale.py, on its big cluster."""
 
 import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 
-import pytest
 import yaml
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAYBOOK = os.path.join(ROOT, "playbooks", "preflight.yml")
@@ -271,58 +268,3 @@ def test_wait_fails_fast_on_a_missing_pvc_or_secret(module_runner, kube, namespa
                                      "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "present"}}]})
     result = module_runner("resources", {"definitions": [unbound], "wait_timeout": 8}, env=env)
     assert result.get("failed") and "not ready after 8s" in result["msg"] and "does not exist" not in result["msg"], result
-
-
-@pytest.fixture(scope="module")
-def big_cluster(control_plane):
-    count = int(os.environ.get("AIINFRA_SCALE_NODES", "1000") or 0)
-    if not count:
-        pytest.skip("AIINFRA_SCALE_NODES=0: no separate control plane with many GPU nodes")
-    with control_plane("aiinfra-preflight-scale-", "--gpu-nodes", str(count), "--crds-dir", "", "--no-operators") as state:
-        yield count, os.path.join(state, "kubeconfig")
-
-
-def test_preflight_1000_nodes_benchmark_workload(big_cluster, tmp_path):
-    """The benchmark's workload inventory (tools/benchmark/workload.py: ~150 objects through the
-    workload roles) on 1000 simulated 8-GPU nodes: seconds, and a few list requests per kind."""
-    count, kubeconfig = big_cluster
-    sys.path.insert(0, os.path.join(ROOT, "tools", "benchmark"))
-    import workload  # pylint: disable=import-outside-toplevel
-
-    inventory = tmp_path / "inventory"
-    (inventory / "group_vars").mkdir(parents=True)
-    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {
-        "k8s_control": {"hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}}}}))
-    (inventory / "group_vars" / "k8s_control.yml").write_text(yaml.safe_dump(workload.roles_inventory("pf")))
-    from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
-
-    big = KubeClient(config_from_params({"kubeconfig": kubeconfig}))
-    preflight(kubeconfig, "-e", "aiinfra_preflight=warn", inventory=str(inventory), tmp_path=tmp_path)  # warm the caches
-    before = scrape(big)
-    started = time.monotonic()
-    rc, _data, report = preflight(kubeconfig, "-e", "aiinfra_preflight=warn", inventory=str(inventory), tmp_path=tmp_path)
-    wall = time.monotonic() - started
-    requests = delta(before, scrape(big))
-    big.close()
-    assert rc == 0, report
-    print("\n".join(report["table"]))
-    print("preflight over %d nodes: %.2fs in the task, %.2fs for ansible-playbook; %s" % (count, report["duration_s"], wall, report["api_requests"]))
-    assert report["duration_s"] < 5.0, report["duration_s"]
-    capacity = rows(report, "gpu capacity")
-    assert capacity and all(r[2] == "ok" and "%d NVIDIA-H100-80GB-HBM3 nodes" % count in r[3] for r in capacity), capacity
-    # No CRDs on this control plane: the workloads' kinds pass only because the run installs them;
-    # Istio, which no role installs, is missing (a warning: mesh_security_require_istio is false).
-    assert rows(report, "crds", "ok") and all("installed by this run" in r[3] for r in rows(report, "crds", "ok")), report["table"]
-    assert [r[1] for r in rows(report, "crds", "warn")] == ["authorizationpolicies.security.istio.io"], report["table"]
-    # The kinds the preflight reads (the counters also hold the controllers' own lists, of pods say).
-    lists = dict((k[1], v) for k, v in requests.items() if k[0] == "LIST" and k[1] in PREFLIGHT_LISTS)
-    print("list requests per kind: %s" % lists)
-    assert lists.get("nodes", 0) <= (count + 1) // 500 + 1, lists
-    assert all(v <= 3 for k, v in lists.items() if k != "nodes"), lists
-    assert report["api_requests"]["GET"] <= len(PREFLIGHT_LISTS) + (count + 1) // 500 + 2, report["api_requests"]
-    # KWOK keeps patching 1000 nodes meanwhile (their status and heartbeats); anything else written is not background.
-    writes = dict((k, v) for k, v in requests.items() if k[0] in WRITES and k[1] not in REVIEWS + ("leases", "events") and not k[2]
-                  and k != ("PATCH", "nodes", ""))
-    assert writes == {}, writes
-    assert set(report["api_requests"]) == {"GET", "POST"} and report["api_requests"]["POST"] == sum(
-        v for k, v in requests.items() if k[1] == "selfsubjectrulesreviews"), (report["api_requests"], requests)
