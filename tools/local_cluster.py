@@ -677,7 +677,13 @@ class LocalCluster:
                 webhook={"host": "127.0.0.1", "port": webhook, "certDir": certs},
             )
             config["metrics"]["bindAddress"] = loop % metrics
-            config["integrations"]["frameworks"] = list(KUEUE_FRAMEWORKS)
+            # Kueue v0.19.2 exits when a TrainJob CRD is there without the Trainer's runtime CRDs
+            # (../shared/crds holds TrainJob only; the Trainer's controller brings the others).
+            runtimes = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/trainingruntimes.trainer.kubeflow.org"
+            frameworks = [f for f in KUEUE_FRAMEWORKS if f != "trainer.kubeflow.org/trainjob" or api.request("GET", runtimes)[0] == 200]
+            if len(frameworks) < len(KUEUE_FRAMEWORKS):
+                log("kueue: TrainJob integration off (no TrainingRuntime CRD: start the trainer controller too)")
+            config["integrations"]["frameworks"] = frameworks
             # Internal cert management stays on, as the chart sets it: with it off, v0.19.2 reads
             # its metrics certificate from /etc/kueue/metrics/certs (cmd/kueue/main.go), outside
             # any directory the launcher owns. Its rotator keeps a valid pair it finds in the

@@ -563,7 +563,8 @@ def _validate_queueing(params):
     for opt in ("queue_name", "workload_priority_class"):
         value = params.get(opt)
         if value is not None and not DNS_SUBDOMAIN.match(value):
-            raise InputError("option %s %r: use the name of a Kueue %s (a DNS subdomain)" % (opt, value, "LocalQueue" if opt == "queue_name" else "WorkloadPriorityClass"))
+            kind = "LocalQueue" if opt == "queue_name" else "WorkloadPriorityClass"
+            raise InputError("option %s %r: use the name of a Kueue %s (a DNS subdomain)" % (opt, value, kind))
     topology = params.get("topology") or {}
     placed = [k for k in ("required", "preferred") if topology.get(k)]
     if not topology:
@@ -592,7 +593,7 @@ def pod_templates(obj):
         return [rjob["template"]["spec"]["template"] for rjob in spec["replicatedJobs"]]
     for key in ("pytorchReplicaSpecs", "tfReplicaSpecs"):
         if key in spec:
-            return [replica["template"] for _, replica in sorted(spec[key].items())]
+            return [spec[key][name]["template"] for name in sorted(spec[key])]
     return []
 
 

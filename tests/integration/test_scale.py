@@ -277,7 +277,8 @@ def _pods(kube, team, job):
 
 
 def _blocks_of(kube, pods):
-    nodes = dict((n["metadata"]["name"], n["metadata"]["labels"]) for n in kube.get("/api/v1/nodes", query={"labelSelector": "nvidia.com/gpu.product=" + QUEUE_PRODUCT})["items"])
+    listed = kube.get("/api/v1/nodes", query={"labelSelector": "nvidia.com/gpu.product=" + QUEUE_PRODUCT})["items"]
+    nodes = dict((n["metadata"]["name"], n["metadata"]["labels"]) for n in listed)
     return set(nodes[p["spec"]["nodeName"]]["aiinfra.cluster/topology-block"] for p in pods if p["spec"].get("nodeName"))
 
 
@@ -301,8 +302,11 @@ def test_topology_required_block_admits_all_or_nothing(module_runner, queues):
         for name, team in (("fill-a", "kq-a"), ("fill-b", "kq-b")):
             result = module_runner("training_job", _job(kubeconfig, name, team, 12, topology={"required": "block"}, pod_annotations=HOLD))
             assert result["changed"], result
-        filled = [_wait("%s running" % n, lambda n=n, t=t: len([p for p in _pods(kube, t, n) if p["status"].get("phase") == "Running"]) == 12 and _pods(kube, t, n))
-                  for n, t in (("fill-a", "kq-a"), ("fill-b", "kq-b"))]
+        def running(name, team):
+            pods = _pods(kube, team, name)
+            return pods if len([p for p in pods if p["status"].get("phase") == "Running"]) == 12 else None
+
+        filled = [_wait("%s running" % n, lambda n=n, t=t: running(n, t)) for n, t in (("fill-a", "kq-a"), ("fill-b", "kq-b"))]
         assert [len(_blocks_of(kube, pods)) for pods in filled] == [1, 1]
         assert _blocks_of(kube, filled[0]) != _blocks_of(kube, filled[1])
 

@@ -398,8 +398,11 @@ def queue_phase(client, env, state_dir, gpu_nodes, work):
 
     def progress():
         workloads = (client.get("/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % team) or {}).get("items") or []
-        admitted = [w for w in workloads if any(c["type"] == "Admitted" and c["status"] == "True" for c in (w.get("status") or {}).get("conditions") or [])]
-        pending = [w for w in workloads if any(c["type"] == "QuotaReserved" and c["status"] == "False" for c in (w.get("status") or {}).get("conditions") or [])]
+        def has(workload, kind, status):
+            return any(c["type"] == kind and c["status"] == status for c in (workload.get("status") or {}).get("conditions") or [])
+
+        admitted = [w for w in workloads if has(w, "Admitted", "True")]
+        pending = [w for w in workloads if has(w, "QuotaReserved", "False")]
         pods = (client.get("/api/v1/namespaces/%s/pods" % team) or {}).get("items") or []
         bound = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
         return len(workloads), len(admitted), len(pending), len(pods), len(bound)
