@@ -28,7 +28,9 @@ PLATFORM_ACCESS = [
     (("create", "certificates.k8s.io", "certificatesigningrequests", "", ""), False),
     (("create", "storage.k8s.io", "storageclasses", "", ""), False),
     (("create", "", "persistentvolumes", "", ""), False),
-    (("create", "apiregistration.k8s.io", "apiservices", "", ""), False),
+    # Kueue's chart always registers its visibility API (an APIService); the queues are Kueue's kinds.
+    (("create", "apiregistration.k8s.io", "apiservices", "", ""), True),
+    (("create", "kueue.x-k8s.io", "clusterqueues", "", ""), True),
 ]
 WORKLOADS_ACCESS = [
     (("create", "serving.kserve.io", "inferenceservices", "", "team-a"), True),

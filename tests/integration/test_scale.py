@@ -302,6 +302,7 @@ def test_topology_required_block_admits_all_or_nothing(module_runner, queues):
         for name, team in (("fill-a", "kq-a"), ("fill-b", "kq-b")):
             result = module_runner("training_job", _job(kubeconfig, name, team, 12, topology={"required": "block"}, pod_annotations=HOLD))
             assert result["changed"], result
+
         def running(name, team):
             pods = _pods(kube, team, name)
             return pods if len([p for p in pods if p["status"].get("phase") == "Running"]) == 12 else None
@@ -343,9 +344,14 @@ def test_borrowed_gpus_are_reclaimed_by_the_lending_team(module_runner, queues):
     try:
         assert module_runner("training_job", _job(kubeconfig, "borrow", "kq-a", 20, pod_annotations=HOLD, workload_priority_class="gpu-preemptible"))["changed"]
         _wait("borrow admitted", lambda: _condition(_workload(kube, "kq-a", "borrow"), "Admitted").get("status") == "True")
-        usage = kube.get("/apis/kueue.x-k8s.io/v1beta2/clusterqueues/kq-a")["status"]["flavorsUsage"]
-        gpus = [r for f in usage if f["name"] == "h200" for r in f["resources"] if r["name"] == "nvidia.com/gpu"][0]
-        assert gpus["total"] == "160" and gpus["borrowed"] == "32", usage
+
+        def gpu_usage():  # the ClusterQueue's status follows the admission a moment later
+            usage = kube.get("/apis/kueue.x-k8s.io/v1beta2/clusterqueues/kq-a").get("status", {}).get("flavorsUsage") or []
+            found = [r for f in usage if f["name"] == "h200" for r in f["resources"] if r["name"] == "nvidia.com/gpu"]
+            return found[0] if found and found[0]["total"] != "0" else None
+
+        gpus = _wait("kq-a's usage reported", gpu_usage, 60)
+        assert gpus["total"] == "160" and gpus["borrowed"] == "32", gpus
 
         assert module_runner("training_job", _job(kubeconfig, "reclaim", "kq-b", 16, pod_annotations=HOLD, workload_priority_class="gpu-training"))["changed"]
         _wait("reclaim admitted", lambda: _condition(_workload(kube, "kq-b", "reclaim"), "Admitted").get("status") == "True", 120)

@@ -398,6 +398,7 @@ def queue_phase(client, env, state_dir, gpu_nodes, work):
 
     def progress():
         workloads = (client.get("/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % team) or {}).get("items") or []
+
         def has(workload, kind, status):
             return any(c["type"] == kind and c["status"] == status for c in (workload.get("status") or {}).get("conditions") or [])
 
