@@ -187,8 +187,9 @@ def markdown(report):
             % (queue["seconds"], queue["module_seconds"], queue["admitted"], queue["bound"], queue["queued"], fmt(queue["module_requests"] or {}),
                fmt(queue["server_requests_by_verb"])),
             "",
-            "Settled: every admitted job has all its pods bound to nodes and the rest wait on quota (Workload `QuotaReserved=False`), with"
-            " no pod. The server's requests include Kueue's, the scheduler's and KWOK's. Most requested resources: %s."
+            "Settled: every admitted job has all its pods bound to nodes and the rest wait on quota (no quota reserved; Kueue writes"
+            " `QuotaReserved=False` on the one it tried last), with no pod. The server's requests include Kueue's, the scheduler's and"
+            " KWOK's. Most requested resources: %s."
             % ", ".join("%s %d" % kv for kv in queue["server_requests_top_resources"].items()),
         ]
     site = report.get("site")

@@ -403,7 +403,9 @@ def queue_phase(client, env, state_dir, gpu_nodes, work):
             return any(c["type"] == kind and c["status"] == status for c in (workload.get("status") or {}).get("conditions") or [])
 
         admitted = [w for w in workloads if has(w, "Admitted", "True")]
-        pending = [w for w in workloads if has(w, "QuotaReserved", "False")]
+        # Queued: no quota reserved. Kueue writes QuotaReserved=False only on the workload it
+        # tried last; the ones behind it in the queue have no condition yet.
+        pending = [w for w in workloads if not has(w, "QuotaReserved", "True")]
         pods = (client.get("/api/v1/namespaces/%s/pods" % team) or {}).get("items") or []
         bound = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
         return len(workloads), len(admitted), len(pending), len(pods), len(bound)
@@ -412,7 +414,8 @@ def queue_phase(client, env, state_dir, gpu_nodes, work):
     state = progress()
     while time.monotonic() < deadline:
         state = progress()
-        if state[1] == admitted_expected and state[2] == QUEUE_JOBS - admitted_expected and state[4] == admitted_expected * QUEUE_PODS:
+        # Settled: every admitted job has all its pods bound, and no queued job has a pod.
+        if state[1] == admitted_expected and state[2] == QUEUE_JOBS - admitted_expected and state[3] == state[4] == admitted_expected * QUEUE_PODS:
             break
         time.sleep(0.5)
     elapsed = time.monotonic() - started
@@ -428,7 +431,7 @@ def queue_phase(client, env, state_dir, gpu_nodes, work):
         key = lab["resource"] + ("/" + lab["subresource"] if lab.get("subresource") else "")
         by_resource[key] = by_resource.get(key, 0) + count
     workloads, admitted, pending, pods, bound = state
-    done = admitted == admitted_expected and pending == QUEUE_JOBS - admitted_expected and bound == admitted_expected * QUEUE_PODS
+    done = admitted == admitted_expected and pending == QUEUE_JOBS - admitted_expected and pods == bound == admitted_expected * QUEUE_PODS
     log("%d queued jobs: %d admitted with %d/%d pods bound, %d queued, in %.1fs (module %.1fs)%s"
         % (QUEUE_JOBS, admitted, bound, pods, pending, elapsed, module_seconds, "" if done else " (NOT settled)"))
     top = dict(sorted(by_resource.items(), key=lambda kv: -kv[1])[:8])
