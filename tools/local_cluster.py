@@ -56,13 +56,13 @@ WEBHOOK_SERVICES = {
 # the chart is installed carry that release's Helm ownership, so `helm install` adopts them.
 KSERVE_RELEASE = ("kserve-resources", "kserve")
 KUEUE_RELEASE = ("kueue", "kueue-system")
-# The Kueue chart's values for the local control plane, as the gpu_scheduling role sets them
-# (the integrations the collection's workloads use). The launcher renders Kueue's Configuration
-# from the chart with these, so the host process runs what the chart would run.
 # Kueue's CRDs (the chart's templates/crd), and those its webhook converts (its rotator's list).
 KUEUE_CRDS = ("admissionchecks", "clusterqueues", "cohorts", "localqueues", "multikueueclusters", "multikueueconfigs",
               "provisioningrequestconfigs", "resourceflavors", "topologies", "workloadpriorityclasses", "workloads")
 KUEUE_CONVERTED_CRDS = ("localqueues", "clusterqueues", "workloads", "cohorts", "multikueueclusters")
+# The Job kinds Kueue manages, as the gpu_scheduling role sets them in the chart's values
+# (gpu_scheduling_kueue_frameworks): the launcher renders Kueue's Configuration from the chart
+# and sets these, so the host process runs what the chart would run.
 KUEUE_FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "trainer.kubeflow.org/trainjob", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob")
 # GPU Feature Discovery labels per product: (gpu.memory MiB, gpu.family, compute major, minor)
 GPU_PRODUCTS = {
