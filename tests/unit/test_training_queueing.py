@@ -62,3 +62,15 @@ def test_bad_queueing_options_fail_before_anything_is_built(extra, message):
         return
     with pytest.raises(InputError, match=message):
         build_training_job(dict(BASE, **extra))
+
+
+@pytest.mark.parametrize("backend", ["job", "pytorchjob", "trainjob"])
+def test_gpus_are_requested_as_well_as_limited(backend):
+    """A pod template is not defaulted: Kueue counts its requests (after a LimitRange's
+    defaultRequest, 0 GPUs in the team namespaces), so the GPU request is set beside the limit."""
+    main = main_object(build_training_job(dict(BASE, backend=backend)))
+    if backend == "trainjob":
+        resources = main["spec"]["trainer"]["resourcesPerNode"]
+    else:
+        resources = pod_templates(main)[0]["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "8"
