@@ -90,6 +90,9 @@ def test_pytorch_2x8_job_rendezvous_and_completion(module_runner, kube, namespac
         "gpu_product": product,
         "memory": "64Gi",
         "wait_timeout": 90,
+        # Both pods hold their GPUs together for a while (tools/kwok-stages/pod-complete.yaml):
+        # a simulated pod that completed at once could free its node for the other one.
+        "pod_annotations": {"pod-complete.stage.kwok.x-k8s.io/delay": "5s"},
     }
     check = module_runner("training_job", args, check_mode=True)
     assert check["changed"] is True, check
