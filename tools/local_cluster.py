@@ -63,7 +63,13 @@ KUEUE_CONVERTED_CRDS = ("localqueues", "clusterqueues", "workloads", "cohorts", 
 # The Job kinds Kueue manages, as the gpu_scheduling role sets them in the chart's values
 # (gpu_scheduling_kueue_frameworks): the launcher renders Kueue's Configuration from the chart
 # and sets these, so the host process runs what the chart would run.
-KUEUE_FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "trainer.kubeflow.org/trainjob", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob")
+KUEUE_FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "trainer.kubeflow.org/trainjob", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob",
+                    "pod", "deployment")
+# As the role sets them too (gpu_scheduling_kueue_namespace_selector, gpu_scheduling_kueue_device_classes):
+# Kueue manages jobs and pods in team namespaces only, and counts GPUs claimed through DRA
+# (DeviceClass gpu.nvidia.com) as nvidia.com/gpu, in the same quota as device-plugin GPUs.
+KUEUE_NAMESPACE_SELECTOR = {"matchExpressions": [{"key": "aiinfra.cluster/team", "operator": "Exists"}]}
+KUEUE_DEVICE_CLASS_MAPPINGS = [{"name": "nvidia.com/gpu", "deviceClassNames": ["gpu.nvidia.com"]}]
 # GPU Feature Discovery labels per product: (gpu.memory MiB, gpu.family, compute major, minor)
 GPU_PRODUCTS = {
     "NVIDIA-H100-80GB-HBM3": (81559, "hopper", 9, 0),
@@ -684,6 +690,8 @@ class LocalCluster:
             if len(frameworks) < len(KUEUE_FRAMEWORKS):
                 log("kueue: TrainJob integration off (no TrainingRuntime CRD: start the trainer controller too)")
             config["integrations"]["frameworks"] = frameworks
+            config["managedJobsNamespaceSelector"] = KUEUE_NAMESPACE_SELECTOR
+            config.setdefault("resources", {})["deviceClassMappings"] = KUEUE_DEVICE_CLASS_MAPPINGS
             # Internal cert management stays on, as the chart sets it: with it off, v0.19.2 reads
             # its metrics certificate from /etc/kueue/metrics/certs (cmd/kueue/main.go), outside
             # any directory the launcher owns. Its rotator keeps a valid pair it finds in the

@@ -136,6 +136,10 @@ def _shape(family, params, namespace_default="default"):
     }
 
 
+# Families whose pods exist while Kueue holds them (its pod integration gates them).
+PODS_WHILE_QUEUED = ("inference_service", "triton_server")
+
+
 def workload_shapes(workloads):
     """What each workload entry puts on the cluster, as far as the checks care: pods, GPUs per
     pod, images, and the objects its pods name. Entries with state absent are left out."""
@@ -351,10 +355,15 @@ def check_gpu_quota(shapes, teams, quotas, quota_resource=GPU):
             if cap is not None and shape["gpus"] > cap:
                 rows.append(row("gpu quota", _label(shape), "fail", "asks %d GPUs per pod; team %s allows %d per pod (max_gpus_per_pod)"
                                 % (shape["gpus"], namespace, cap), "ask at most %d, or raise max_gpus_per_pod of team %s" % (cap, namespace)))
-            if shape["queue"] and shape["pods"] * shape["gpus"] > hard:
-                rows.append(row("gpu quota", _label(shape), "fail", "asks %d GPUs in all, more than the %s of %d: queue %s can never admit it"
-                                % (shape["pods"] * shape["gpus"], source, hard, shape["queue"]), "ask for fewer GPUs or raise the team's quota"))
-        direct = [s for s in users if not s["queue"]]
+            # Kueue admits a job whole, a serving pod on its own.
+            per_pod = shape["family"] in PODS_WHILE_QUEUED
+            need = shape["gpus"] if per_pod else shape["pods"] * shape["gpus"]
+            if shape["queue"] and need > hard:
+                rows.append(row("gpu quota", _label(shape), "fail", "asks %d GPUs %s, more than the %s of %d: queue %s can never admit it"
+                                % (need, "per pod" if per_pod else "in all", source, hard, shape["queue"]), "ask for fewer GPUs or raise the team's quota"))
+        # A queued job has no pod until Kueue admits it; a queued serving pod exists, gated, and
+        # the ResourceQuota counts it from its creation.
+        direct = [s for s in users if not s["queue"] or s["family"] in PODS_WHILE_QUEUED]
         total = sum(s["pods"] * s["gpus"] for s in direct)
         names = ", ".join("%s (%d)" % (s["name"], s["pods"] * s["gpus"]) for s in direct[:5]) + (", ..." if len(direct) > 5 else "")
         queued = len(users) - len(direct)

@@ -14,7 +14,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils import dra
+from ansible_collections.aiinfra.cluster.plugins.module_utils import dra, queueing
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.quantities import check_quantity
 
@@ -229,7 +229,9 @@ def build_inference_service(params):
 
     annotations = dict(params.get("annotations") or {})
     annotations[DEPLOYMENT_MODE_ANNOTATION] = mode
-    metadata = object_metadata(name, namespace, params.get("labels"), annotations)
+    # KServe copies the InferenceService's labels to the predictor's Deployment and pods, where
+    # Kueue reads the queue (pod by pod, through its pod and deployment integrations).
+    metadata = object_metadata(name, namespace, dict(params.get("labels") or {}, **queueing.queue_labels(params)), annotations)
     objects = [{"apiVersion": KSERVE_API, "kind": "InferenceService", "metadata": metadata, "spec": spec}]
     if use_dra:
         # Applied first, so that the predictor pods find the template they claim from.
@@ -389,16 +391,19 @@ def build_triton_server(params):
     if use_dra:
         pod_spec["resourceClaims"] = dra.pod_resource_claims(name)
 
+    # Kueue admits each pod of a queued Deployment on its own: the queue goes on the pods too (its
+    # deployment webhook would copy it there; said here, it works with the pod integration alone).
+    queue = queueing.queue_labels(params)
     deployment_spec = {
         "selector": {"matchLabels": labels},
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {"metadata": {"labels": dict(labels, **queue)}, "spec": pod_spec},
     }
     autoscaling = params.get("autoscaling") or {}
     if not autoscaling.get("enabled"):
         # With an HPA the replica count belongs to the HPA; applying it here would fight it.
         deployment_spec["replicas"] = replicas
     objects = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_metadata(name, namespace, labels), "spec": deployment_spec},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_metadata(name, namespace, dict(labels, **queue)), "spec": deployment_spec},
         {
             "apiVersion": "v1",
             "kind": "Service",

@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 
-from ansible_collections.aiinfra.cluster.plugins.module_utils import dra
+from ansible_collections.aiinfra.cluster.plugins.module_utils import dra, queueing
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError
 
 DEFAULT_IMAGES = {
@@ -36,7 +36,6 @@ MANAGER = "aiinfra.cluster"
 RUNTIME_PATCH_MANAGER = "aiinfra.cluster/training-job"
 INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 BACKENDS = {
     "pytorch": ("job", "pytorchjob", "trainjob"),
     "tensorflow": ("job", "tfjob", "jobset"),
@@ -549,10 +548,8 @@ PARAM_DEFAULTS = {
 }
 
 
-# Kueue reads the queue and the workload priority from the job's own labels, and the topology a
-# pod set needs from its pod template's annotations.
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+# Kueue reads the queue and the workload priority from the job's own labels (queueing.py), and the
+# topology a pod set needs from its pod template's annotations.
 TOPOLOGY_ANNOTATIONS = {"required": "kueue.x-k8s.io/podset-required-topology", "preferred": "kueue.x-k8s.io/podset-preferred-topology"}
 # Short names for the topology levels the collection's inventories use (any node label works too).
 TOPOLOGY_LEVELS = {"block": "aiinfra.cluster/topology-block", "rack": "aiinfra.cluster/topology-rack", "host": "kubernetes.io/hostname",
@@ -560,11 +557,7 @@ TOPOLOGY_LEVELS = {"block": "aiinfra.cluster/topology-block", "rack": "aiinfra.c
 
 
 def _validate_queueing(params):
-    for opt in ("queue_name", "workload_priority_class"):
-        value = params.get(opt)
-        if value is not None and not DNS_SUBDOMAIN.match(value):
-            kind = "LocalQueue" if opt == "queue_name" else "WorkloadPriorityClass"
-            raise InputError("option %s %r: use the name of a Kueue %s (a DNS subdomain)" % (opt, value, kind))
+    queueing.queue_labels(params)
     topology = params.get("topology") or {}
     placed = [k for k in ("required", "preferred") if topology.get(k)]
     if not topology:
@@ -600,11 +593,7 @@ def pod_templates(obj):
 def _queueing(params, objects):
     """Kueue's labels on the main object, the topology and the user's annotations on its pods."""
     main = main_object(objects)
-    labels = main["metadata"].setdefault("labels", {})
-    if params.get("queue_name"):
-        labels[QUEUE_LABEL] = params["queue_name"]
-    if params.get("workload_priority_class"):
-        labels[PRIORITY_LABEL] = params["workload_priority_class"]
+    main["metadata"].setdefault("labels", {}).update(queueing.queue_labels(params))
     annotations = dict(params.get("pod_annotations") or {})
     for key, annotation in TOPOLOGY_ANNOTATIONS.items():
         if (params.get("topology") or {}).get(key):

@@ -19,6 +19,7 @@ import time
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError, WaitFailed, WaitTimeout
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import path_quote
+from ansible_collections.aiinfra.cluster.plugins.module_utils.queueing import ADMISSION_GATE, QUEUE_LABEL
 
 
 def get_path(obj, dotted):
@@ -261,7 +262,8 @@ def pod_failure_summary(client, namespace, selector, tail_lines=20):
 
 # Kinds whose pods carry a label naming them rather than a spec.selector (a TrainJob's JobSet has
 # the TrainJob's name).
-POD_LABEL_BY_KIND = {"JobSet": "jobset.sigs.k8s.io/jobset-name", "TrainJob": "jobset.sigs.k8s.io/jobset-name"}
+POD_LABEL_BY_KIND = {"JobSet": "jobset.sigs.k8s.io/jobset-name", "TrainJob": "jobset.sigs.k8s.io/jobset-name",
+                     "InferenceService": "serving.kserve.io/inferenceservice"}
 
 
 def workload_pods(client, obj, limit=50):
@@ -288,6 +290,11 @@ def stuck_pod_summary(client, obj):
     if pods is None:
         return None
     for pod in pods:
+        if any(g.get("name") == ADMISSION_GATE for g in (pod.get("spec") or {}).get("schedulingGates") or []):
+            # A serving pod Kueue holds until it admits the pod's own Workload.
+            queued = queued_workload_summary(client, pod)
+            if queued:
+                return "pod %s %s" % (pod["metadata"]["name"], queued)
         status = pod.get("status") or {}
         for cond in status.get("conditions") or []:
             if cond.get("type") in ("PodScheduled", "Ready") and cond.get("status") != "True" and cond.get("message"):
@@ -299,16 +306,18 @@ def stuck_pod_summary(client, obj):
     return None
 
 
-KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+# Kinds Kueue admits pod by pod (its pod and deployment integrations): their waits report the
+# Workload of a pod still gated (stuck_pod_summary), not one of their own.
+QUEUED_BY_POD = ("Deployment", "InferenceService")
 
 
 def queued_workload_summary(client, obj):
-    """For a job that names a Kueue queue and is not admitted: where it waits and why (its
+    """For a job or pod that names a Kueue queue and is not admitted: where it waits and why (its
     Workload's conditions: no quota, no topology domain with room, preempted), which neither the
     suspended job nor its events say. None when it is admitted or names no queue."""
     meta = obj.get("metadata") or {}
-    queue = (meta.get("labels") or {}).get(KUEUE_QUEUE_LABEL)
-    if not queue or not meta.get("uid"):
+    queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
+    if not queue or not meta.get("uid") or obj.get("kind") in QUEUED_BY_POD:
         return None
     path = "/apis/kueue.x-k8s.io/v1beta2/namespaces/%s/workloads" % path_quote(meta.get("namespace") or "default")
     try:

@@ -107,6 +107,21 @@ options:
         min_compute_capability:
           description: At least this CUDA compute capability, for example V(9.0).
           type: str
+    queue_name:
+      description:
+        - Kueue LocalQueue in the namespace (label C(kueue.x-k8s.io/queue-name) on the InferenceService, which KServe copies to the predictor's Deployment and pods). Kueue admits
+          each pod on its own, through its C(pod) and C(deployment) integrations (C(aiinfra.cluster.gpu_scheduling)
+          turns them on for team namespaces): a pod waits gated, holding no GPU, until its ClusterQueue has quota for it.
+        - A wait that ends while a pod is gated reports the reason Kueue gives (for example insufficient quota).
+        - Kueue refuses a change of the queue while pods are ready.
+      type: str
+      version_added: 0.1.0
+    workload_priority_class:
+      description:
+        - Kueue WorkloadPriorityClass of the pods (label C(kueue.x-k8s.io/priority-class)); C(aiinfra.cluster.gpu_scheduling)
+          creates one per PriorityClass.
+      type: str
+      version_added: 0.1.0
     tolerate_gpu_taint:
       description: When O(gpus) > 0, tolerate the usual C(nvidia.com/gpu:NoSchedule) taint of GPU nodes.
       type: bool
@@ -364,6 +379,8 @@ ARGUMENT_SPEC = {
     "gpu_product": {"type": "str"},
     "gpu_allocation": {"type": "str", "default": "device_plugin", "choices": ["device_plugin", "dra"]},
     "gpu_selector": {"type": "dict", "options": dra.SELECTOR_OPTIONS},
+    "queue_name": {"type": "str"},
+    "workload_priority_class": {"type": "str"},
     "tolerate_gpu_taint": {"type": "bool", "default": True},
     "node_selector": {"type": "dict"},
     "tolerations": {"type": "list", "elements": "dict"},

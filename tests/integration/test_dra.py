@@ -30,19 +30,25 @@ DEVICE_CLASS = {
 H200_NODES = ["dra-h200-0", "dra-h200-1"]
 
 
+def ensure_device_class(kube):
+    """The DeviceClass gpu.nvidia.com, created as the chart defines it where the chart has not run:
+    the paths to delete afterwards."""
+    try:
+        kube.get("/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com")
+        return []
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+    warnings.warn("DeviceClass gpu.nvidia.com missing (the DRA driver chart is not installed): created here as the chart defines it")
+    kube.request("POST", "/apis/resource.k8s.io/v1/deviceclasses", body=DEVICE_CLASS)
+    return ["/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com"]
+
+
 @pytest.fixture(scope="module")
 def h200_nodes(kube):
     """Two simulated H200 nodes beside the session's H100 nodes, with their ResourceSlices, built
     by the launcher's own functions; and the DeviceClass, when the DRA driver chart is not there."""
-    made = []
-    try:
-        kube.get("/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com")
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
-        warnings.warn("DeviceClass gpu.nvidia.com missing (the DRA driver chart is not installed): created here as the chart defines it")
-        kube.request("POST", "/apis/resource.k8s.io/v1/deviceclasses", body=DEVICE_CLASS)
-        made.append("/apis/resource.k8s.io/v1/deviceclasses/gpu.nvidia.com")
+    made = ensure_device_class(kube)
     for index, name in enumerate(H200_NODES):
         node = local_cluster.LocalCluster.node_manifest(name, 8, "NVIDIA-H200", False, 1000 + index)
         kube.request("POST", "/api/v1/nodes", body=node)

@@ -6,12 +6,12 @@ import os
 import re
 import subprocess
 import tempfile
-import time
 import uuid
 
 import pytest
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
+from polling import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GPU = "nvidia.com/gpu"
@@ -65,16 +65,6 @@ def pod(name, gpus, priority_class=None, node=None):
 
 def create_pod(kube, namespace, manifest):
     return kube.request("POST", "/api/v1/namespaces/%s/pods" % namespace, body=manifest)
-
-
-def wait_until(what, check, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import yaml
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
+from polling import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 UPSTREAM_CHARTS = os.environ.get("AIINFRA_CHARTS_DIR", os.path.join(os.path.dirname(ROOT), "shared", "charts"))
@@ -263,13 +264,7 @@ def _condition(obj, kind):
 
 
 def _wait(what, check, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError("%s not within %ss" % (what, timeout))
+    return wait_until(what, check, timeout, interval=1)
 
 
 def _pods(kube, team, job):

@@ -122,6 +122,18 @@ def test_gpu_quota_refuses_over_team_quota_and_per_pod_cap():
     assert pf.check_gpu_quota(shapes, [], {}) == []
 
 
+def test_queued_serving_pods_count_against_the_quota():
+    """Kueue gates a queued serving pod, which the ResourceQuota already counts; a queued job has no pod yet."""
+    shapes = pf.workload_shapes({"triton_servers": [{"name": "s", "namespace": "team", "gpus": 2, "replicas": 3, "queue_name": "gpu"}],
+                                 "training_jobs": [{"name": "j", "namespace": "team", "nodes": 2, "gpus_per_node": 2, "queue_name": "gpu"}]})
+    rows = pf.check_gpu_quota(shapes, [{"name": "team", "gpu_quota": 4}], {})
+    assert verdicts(rows) == ["fail"] and "s (6)" in rows[0]["why"] and "j (" not in rows[0]["why"], rows
+    assert verdicts(pf.check_gpu_quota(shapes, [{"name": "team", "gpu_quota": 6}], {})) == ["ok"]
+    # Each serving pod is admitted on its own: only a pod larger than the quota can never be.
+    rows = pf.check_gpu_quota(shapes, [{"name": "team", "gpu_quota": 1}], {})
+    assert [r["why"].split(",")[0] for r in rows if r["object"] == "triton_server team/s"] == ["asks 2 GPUs per pod"], rows
+
+
 # Driver --------------------------------------------------------------------------------------
 def test_image_cuda_from_the_table():
     images = cuda_images()
