@@ -83,16 +83,16 @@ def test_inference_service_waits_for_ready(module_runner, kube, namespace, opera
     # limit, so 2 CPUs requested without a limit make the Deployment it builds invalid. A separate
     # object (a short name: KServe's host name must stay a DNS label): KServe's work queue backs off exponentially per object on each failed reconcile (up
     # to 1000 s), so fixing this one in place could leave the fix unobserved for minutes.
-    args = isvc_args(namespace, transformer=None, explainer=None, wait=True, wait_timeout=12)
+    args = isvc_args(namespace, transformer=None, explainer=None, wait=True, wait_timeout=8)
     res = module_runner("inference_service", dict(args, name="bad"))
     assert res.get("failed") is True
-    assert "not ready after 12s" in res["msg"] and "ReconcileFailed" in res["msg"], res["msg"]
+    assert "not ready after 8s" in res["msg"] and "ReconcileFailed" in res["msg"], res["msg"]
     assert "must be less than or equal to cpu limit of 1" in res["msg"], res["msg"]
     module_runner("inference_service", {"name": "bad", "namespace": namespace, "state": "absent"})
 
     # Then: the Deployment is valid but its pods need the service account, which does not exist.
     fixed = dict(args, resources={"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}})
-    res = module_runner("inference_service", dict(fixed, wait_timeout=20))
+    res = module_runner("inference_service", dict(fixed, wait_timeout=10))
     assert res.get("failed") is True
     assert 'PredictorReady False (FailedCreate: pods "resnet-predictor-' in res["msg"], res["msg"]
     assert 'serviceaccount "models-s3" not found' in res["msg"], res["msg"]
