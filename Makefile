@@ -92,7 +92,7 @@ BESIDE_TESTS := tests/integration/test_launcher.py tests/integration/test_check_
 test: venv collection
 	@set -e; mkdir -p .cache; \
 	$(MAKE) --no-print-directory test-nodes > $(NODES_LOG) 2>&1 & nodes=$$!; \
-	nice -n 5 $(VENV)/bin/pytest -q -p no:cacheprovider --basetemp=$(CURDIR)/.cache/test-beside-tmp --durations=5 $(BESIDE_TESTS) \
+	nice -n 5 $(VENV)/bin/pytest -q -p no:cacheprovider --durations=5 $(BESIDE_TESTS) \
 	  > $(BESIDE_LOG) 2>&1 & beside=$$!; \
 	report() { rc=0; \
 	  if ! wait $$beside; then rc=1; fi; \

@@ -109,9 +109,10 @@ options:
           type: str
     queue_name:
       description:
-        - Kueue LocalQueue in the namespace (label C(kueue.x-k8s.io/queue-name) on the InferenceService, which KServe copies to the predictor's Deployment and pods). Kueue admits
-          each pod on its own, through its C(pod) and C(deployment) integrations (C(aiinfra.cluster.gpu_scheduling)
-          turns them on for team namespaces): a pod waits gated, holding no GPU, until its ClusterQueue has quota for it.
+        - Kueue LocalQueue in the namespace (label C(kueue.x-k8s.io/queue-name) on the InferenceService, which KServe copies
+          to the predictor's Deployment and pods). Kueue admits each pod on its own, through its C(pod) and C(deployment)
+          integrations (C(aiinfra.cluster.gpu_scheduling) turns them on for team namespaces), and a pod waits gated,
+          holding no GPU, until its ClusterQueue has quota for it.
         - A wait that ends while a pod is gated reports the reason Kueue gives (for example insufficient quota).
         - Kueue refuses a change of the queue while pods are ready.
       type: str

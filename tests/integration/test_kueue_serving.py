@@ -49,8 +49,7 @@ def team_queue(kube, namespace, gpu_pool):
     kube.request("POST", KUEUE + "/clusterqueues", body=cluster_queue)
     made.append(KUEUE + "/clusterqueues/" + namespace)
     kube.request("POST", KUEUE + "/namespaces/%s/localqueues" % namespace, body=local_queue)
-    wait_until("ClusterQueue active", lambda: any(c["type"] == "Active" and c["status"] == "True"
-                                              for c in (kube.get(KUEUE + "/clusterqueues/" + namespace).get("status") or {}).get("conditions") or []))
+    wait_until("ClusterQueue active", lambda: condition(kube.get(KUEUE + "/clusterqueues/" + namespace), "Active").get("status") == "True")
     yield product, nodes
     for path in reversed(made):
         try:
