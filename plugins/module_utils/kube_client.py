@@ -978,6 +978,19 @@ class KubeClient:
     def get(self, path, query=None, accept="application/json"):
         return self.request("GET", path, query=query, accept=accept)
 
+    def list_all(self, path, query=None, page_size=500, accept="application/json"):
+        """Every item of a list, one request per page of page_size items (`continue` tokens)."""
+        items, token = [], None
+        while True:
+            page_query = dict(query or {}, limit=page_size)
+            if token:
+                page_query["continue"] = token
+            body = self.get(path, query=page_query, accept=accept) or {}
+            items.extend(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
     def delete(self, path, query=None, body=None):
         return self.request("DELETE", path, query=query, body=body)
 

@@ -595,20 +595,6 @@ def check_permissions(permissions, rules_by_namespace, reviewed):
 
 
 # Cluster reads --------------------------------------------------------------------------------
-def list_all(client, path, query=None, page_size=500, accept="application/json"):
-    """Every item of a list, a request per page (`continue` tokens)."""
-    items, token = [], None
-    while True:
-        page_query = dict(query or {}, limit=page_size)
-        if token:
-            page_query["continue"] = token
-        body = client.get(path, query=page_query, accept=accept) or {}
-        items.extend(body.get("items") or [])
-        token = (body.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-
-
 def _names(items, namespaced=True):
     out = set()
     for item in items:
@@ -634,7 +620,7 @@ def read_references(client, refs, page_size):
     for kind in sorted(wanted):
         if kind == "priority_classes":
             try:
-                existing[kind] = _names(list_all(client, "/apis/scheduling.k8s.io/v1/priorityclasses", page_size=page_size, accept=METADATA_LIST), False)
+                existing[kind] = _names(client.list_all("/apis/scheduling.k8s.io/v1/priorityclasses", page_size=page_size, accept=METADATA_LIST), False)
             except ApiError as exc:
                 existing[kind], why[kind] = None, "cannot list PriorityClasses: %s" % exc.msg
             continue
@@ -642,7 +628,7 @@ def read_references(client, refs, page_size):
         for version in versions.split(","):
             prefix = "/api/%s" % version if not group else "/apis/%s/%s" % (group, version)
             try:
-                existing[kind] = _names(list_all(client, "%s/%s" % (prefix, plural), page_size=page_size, accept=METADATA_LIST))
+                existing[kind] = _names(client.list_all("%s/%s" % (prefix, plural), page_size=page_size, accept=METADATA_LIST))
                 break
             except ApiError as exc:
                 if exc.status != 404:
@@ -660,7 +646,7 @@ def _read_per_namespace(client, kind, prefix, plural, refs, page_size, existing,
     existing[kind] = set()
     for ns in sorted(set(ns for k, ns, _n in refs if k == kind)):
         try:
-            existing[kind] |= _names(list_all(client, "%s/namespaces/%s/%s" % (prefix, path_quote(ns), plural), page_size=page_size, accept=METADATA_LIST))
+            existing[kind] |= _names(client.list_all("%s/namespaces/%s/%s" % (prefix, path_quote(ns), plural), page_size=page_size, accept=METADATA_LIST))
         except ApiError as inner:
             if inner.status != 404:  # 404: the namespace does not exist, so neither does the object
                 existing[kind], why[kind] = None, "cannot list %s in %s: %s" % (plural, ns, inner.msg)
@@ -671,7 +657,7 @@ def read_quotas(client, resource, page_size):
     """namespace -> (hard, 'ResourceQuota NAME') for the tightest GPU quota of each namespace."""
     out = {}
     try:
-        items = list_all(client, "/api/v1/resourcequotas", page_size=page_size)
+        items = client.list_all("/api/v1/resourcequotas", page_size=page_size)
     except ApiError as exc:
         if exc.status == 403:
             return out
@@ -739,13 +725,13 @@ def run_preflight(client, plan, page_size=500):
     shapes = workload_shapes(workloads)
     needs_crds = any(s["crds"] for s in shapes)
     if needs_crds:
-        crds = _names(list_all(client, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", page_size=page_size, accept=METADATA_LIST), False)
+        crds = _names(client.list_all("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", page_size=page_size, accept=METADATA_LIST), False)
         rows += check_crds(shapes, crds, set(plan.get("crd_groups_installed") or []), istio_required=bool(plan.get("istio_required")))
 
     gpu_shapes = [s for s in shapes if s["gpus"] > 0 or s["dra"]]
     operator = plan.get("gpu_operator") or {}
     if gpu_shapes or operator.get("in_run"):
-        nodes = list_all(client, "/api/v1/nodes", page_size=page_size)
+        nodes = client.list_all("/api/v1/nodes", page_size=page_size)
         inventory = summarize_inventory(nodes, [], only_gpu_nodes=True)
         rows += check_gpu_capacity(gpu_shapes, inventory, gpu_operator_in_run=bool(operator.get("in_run")))
         quota_resource = plan.get("quota_resource") or GPU

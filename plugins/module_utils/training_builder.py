@@ -121,16 +121,8 @@ def validate(params):
         raise InputError("option priority_class_name is not settable on a TrainJob (the runtime owns it); use backend job or set it in the TrainingRuntime")
     if params.get("restart_policy") not in (None, "Never", "OnFailure"):
         raise InputError("option restart_policy must be Never or OnFailure")
-    if params.get("gpu_allocation", "device_plugin") not in ("device_plugin", "dra"):
-        raise InputError("option gpu_allocation must be device_plugin or dra")
-    if params.get("gpu_allocation") == "dra":
-        if params["gpus_per_node"] < 1:
-            raise InputError("option gpu_allocation=dra claims GPUs: set gpus_per_node to 1 or more")
-        if backend == "trainjob":
-            raise InputError("option gpu_allocation=dra: a TrainJob's runtime patches cannot add resource claims; use backend job or jobset")
-        dra.selector_expression(_gpu_selector(params))  # a bad min_memory or compute capability fails here
-    elif params.get("gpu_selector"):
-        raise InputError("option gpu_selector selects DRA devices: set gpu_allocation=dra (or use gpu_product with the device plugin)")
+    if dra.check_allocation(params.get("gpu_allocation"), params.get("gpu_selector"), params["gpus_per_node"], "gpus_per_node") and backend == "trainjob":
+        raise InputError("option gpu_allocation=dra: a TrainJob's runtime patches cannot add resource claims; use backend job or jobset")
 
 
 def _dra(params):
@@ -139,10 +131,7 @@ def _dra(params):
 
 def _gpu_selector(params):
     """gpu_selector, with gpu_product as its product when it names none."""
-    selector = dict((k, v) for k, v in (params.get("gpu_selector") or {}).items() if v not in (None, ""))
-    if params.get("gpu_product") and not selector.get("product"):
-        selector["product"] = params["gpu_product"]
-    return selector
+    return dra.selector_with_product(params.get("gpu_selector"), params.get("gpu_product"))
 
 
 def _procs(params):

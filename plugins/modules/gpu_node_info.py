@@ -135,27 +135,13 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.gpu_inventory impo
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module
 
 
-def list_all(client, path, query, page_size):
-    """Follow `continue` tokens; one request per page."""
-    items, token = [], None
-    while True:
-        page_query = dict(query, limit=page_size)
-        if token:
-            page_query["continue"] = token
-        body = client.get(path, query=page_query) or {}
-        items.extend(body.get("items") or [])
-        token = (body.get("metadata") or {}).get("continue")
-        if not token:
-            return items
-
-
 def read_dra(module, client, page_size):
     """DRA GPUs per node: one paginated list of the driver's ResourceSlices and one of the claims.
     None where resource.k8s.io/v1 is not served, or (with a warning) where this account may not
     list them: the device-plugin report stays useful to a node reader."""
     try:
-        slices = list_all(client, "/apis/resource.k8s.io/v1/resourceslices", {"fieldSelector": "spec.driver=%s" % DRA_DRIVER}, page_size)
-        claims = list_all(client, "/apis/resource.k8s.io/v1/resourceclaims", {}, max(page_size, 1000)) if slices else []
+        slices = client.list_all("/apis/resource.k8s.io/v1/resourceslices", {"fieldSelector": "spec.driver=%s" % DRA_DRIVER}, page_size)
+        claims = client.list_all("/apis/resource.k8s.io/v1/resourceclaims", {}, max(page_size, 1000)) if slices else []
     except ApiError as exc:
         if exc.status == 403:
             module.warn("no DRA report: %s (set dra=false, or grant list on resourceslices and resourceclaims)" % exc)
@@ -188,15 +174,11 @@ def main():
         if params["product"]:
             product_sel = "nvidia.com/gpu.product=%s" % params["product"]
             selector = "%s,%s" % (selector, product_sel) if selector else product_sel
-        nodes = list_all(client, "/api/v1/nodes", {"labelSelector": selector}, params["page_size"])
+        nodes = client.list_all("/api/v1/nodes", {"labelSelector": selector}, params["page_size"])
         pods = []
         if params["count_requests"] and nodes:
-            pods = list_all(
-                client,
-                "/api/v1/pods",
-                {"fieldSelector": "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"},
-                max(params["page_size"], 1000),
-            )
+            pods = client.list_all("/api/v1/pods", {"fieldSelector": "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"},
+                                   max(params["page_size"], 1000))
         dra_nodes = read_dra(module, client, params["page_size"]) if params["dra"] and nodes else None
         result = summarize_inventory(nodes, pods, only_schedulable=params["only_schedulable"], only_gpu_nodes=params["only_gpu_nodes"],
                                      dra_nodes=dra_nodes)
