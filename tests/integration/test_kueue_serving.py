@@ -5,6 +5,7 @@ with no GPU while their ClusterQueue is full, and GPUs claimed through DRA count
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -111,6 +112,11 @@ def test_serving_pods_wait_in_the_queue_and_are_admitted_one_by_one(module_runne
     assert condition(workload, "Admitted").get("status") == "True", workload and workload.get("status")
     assert workload["status"]["admission"]["clusterQueue"] == namespace
     wait_until("the ClusterQueue counts the predictor's GPUs", lambda: gpus_used(kube, namespace) == QUOTA)
+    # KServe and Kueue's deployment webhook (which adds to the pod template) do not fight: the
+    # predictor Deployment stays as it is while nothing changes.
+    version = kube.get("/apis/apps/v1/namespaces/%s/deployments/iris-predictor" % namespace)["metadata"]["resourceVersion"]
+    time.sleep(3)
+    assert kube.get("/apis/apps/v1/namespaces/%s/deployments/iris-predictor" % namespace)["metadata"]["resourceVersion"] == version
 
     # A Triton pod now finds no quota: it exists, gated, on no node; the module's wait says why.
     res = module_runner("triton_server", triton_args(namespace, product, wait_timeout=10))

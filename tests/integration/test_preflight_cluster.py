@@ -20,8 +20,10 @@ LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 WRITES = ("POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION")
 # Requests the preflight sends as POST that the API server answers without storing anything.
 REVIEWS = ("selfsubjectrulesreviews", "selfsubjectaccessreviews")
-# Kinds the cluster's own controllers write in the background (never the preflight).
-BACKGROUND = ("leases", "events", "pods", "jobs", "workloads", "endpointslices", "endpoints", "replicasets")
+# Kinds the cluster's own controllers write in the background (never the preflight); KServe's
+# updates its predictors' Deployments and HPAs when it reconciles an InferenceService.
+BACKGROUND = ("leases", "events", "pods", "jobs", "workloads", "endpointslices", "endpoints", "replicasets", "deployments",
+              "horizontalpodautoscalers")
 PREFLIGHT_LISTS = ("nodes", "customresourcedefinitions", "resourcequotas", "persistentvolumeclaims", "secrets", "serviceaccounts",
                    "priorityclasses", "localqueues", "datasets")
 CUDA13_IMAGE = "docker.io/pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime"
