@@ -160,3 +160,17 @@ def test_dra_claims_count_in_the_queue_as_gpus(module_runner, kube, namespace, o
     assert res.get("failed") is not True, res.get("msg")
     ran = pods(kube, namespace, "batch.kubernetes.io/job-name=dra")
     assert ran and all(p["spec"].get("nodeName") in nodes for p in ran), [(p["metadata"]["name"], p["spec"].get("nodeName")) for p in ran]
+
+
+def test_kueue_leaves_pods_outside_team_namespaces_alone(kube, namespace, operators):
+    """Kueue's pod webhook fails closed, so gpu_scheduling limits it to team namespaces: a pod that
+    names a queue elsewhere is neither gated nor given a Workload (the test's namespace carries no
+    team label here)."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "outside", "labels": {"kueue.x-k8s.io/queue-name": "gpu"}},
+           "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}
+    created = kube.request("POST", "/api/v1/namespaces/%s/pods" % namespace, body=pod)
+    assert not gated(created) and "kueue.x-k8s.io/managed" not in created["metadata"].get("labels", {}), created["metadata"]
+    hooks = kube.get("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kueue-mutating-webhook-configuration")
+    [mpod] = [w for w in hooks["webhooks"] if w["name"] == "mpod.kb.io"]
+    assert mpod["namespaceSelector"] == {"matchExpressions": [{"key": "aiinfra.cluster/team", "operator": "Exists"}]}, mpod["namespaceSelector"]
+    assert mpod["failurePolicy"] == "Fail"
