@@ -72,6 +72,13 @@ data_files() {
 names=("$@")
 [ "${#names[@]}" -gt 0 ] || names=(jobset kserve trainer fluid kueue)
 if [ "$print_only" = 0 ]; then
+  # Several launchers may start at once (`make test` runs tests with control planes of their own
+  # beside the suite): one builds, the others wait and then find the binaries.
+  mkdir -p "$root"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$root/.build.lock"
+    flock 9
+  fi
   for n in "${names[@]}"; do build_one "$n"; done
 fi
 echo "$root"
