@@ -60,16 +60,9 @@ KUEUE_RELEASE = ("kueue", "kueue-system")
 KUEUE_CRDS = ("admissionchecks", "clusterqueues", "cohorts", "localqueues", "multikueueclusters", "multikueueconfigs",
               "provisioningrequestconfigs", "resourceflavors", "topologies", "workloadpriorityclasses", "workloads")
 KUEUE_CONVERTED_CRDS = ("localqueues", "clusterqueues", "workloads", "cohorts", "multikueueclusters")
-# The Job kinds Kueue manages, as the gpu_scheduling role sets them in the chart's values
-# (gpu_scheduling_kueue_frameworks): the launcher renders Kueue's Configuration from the chart
-# and sets these, so the host process runs what the chart would run.
-KUEUE_FRAMEWORKS = ("batch/job", "jobset.x-k8s.io/jobset", "trainer.kubeflow.org/trainjob", "kubeflow.org/pytorchjob", "kubeflow.org/tfjob",
-                    "pod", "deployment")
-# As the role sets them too (gpu_scheduling_kueue_namespace_selector, gpu_scheduling_kueue_device_classes):
-# Kueue manages jobs and pods in team namespaces only, and counts GPUs claimed through DRA
-# (DeviceClass gpu.nvidia.com) as nvidia.com/gpu, in the same quota as device-plugin GPUs.
-KUEUE_NAMESPACE_SELECTOR = {"matchExpressions": [{"key": "aiinfra.cluster/team", "operator": "Exists"}]}
-KUEUE_DEVICE_CLASS_MAPPINGS = [{"name": "nvidia.com/gpu", "deviceClassNames": ["gpu.nvidia.com"]}]
+# The gpu_scheduling role's defaults: the launcher configures Kueue with the same Job kinds,
+# namespace selector and DRA device classes, so the host process runs what the chart would run.
+GPU_SCHEDULING_DEFAULTS = os.path.join(ROOT, "roles", "gpu_scheduling", "defaults", "main.yml")
 # GPU Feature Discovery labels per product: (gpu.memory MiB, gpu.family, compute major, minor)
 GPU_PRODUCTS = {
     "NVIDIA-H100-80GB-HBM3": (81559, "hopper", 9, 0),
@@ -92,6 +85,14 @@ TOPOLOGY_RACK_LABEL = "aiinfra.cluster/topology-rack"
 DRA_DRIVER = "gpu.nvidia.com"
 DRA_DRIVER_VERSION = "580.95.5"
 DRA_CUDA_DRIVER_VERSION = "13.0.0"
+
+
+def kueue_role_defaults():
+    """The gpu_scheduling role's defaults (plain values for the keys the launcher reads)."""
+    import yaml  # only needed here; the launcher runs from the project venv
+
+    with open(GPU_SCHEDULING_DEFAULTS) as handle:
+        return yaml.safe_load(handle)
 
 
 def rack_uuid(rack):
@@ -685,13 +686,17 @@ class LocalCluster:
             config["metrics"]["bindAddress"] = loop % metrics
             # Kueue v0.19.2 exits when a TrainJob CRD is there without the Trainer's runtime CRDs
             # (../shared/crds holds TrainJob only; the Trainer's controller brings the others).
+            role = kueue_role_defaults()
             runtimes = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/trainingruntimes.trainer.kubeflow.org"
-            frameworks = [f for f in KUEUE_FRAMEWORKS if f != "trainer.kubeflow.org/trainjob" or api.request("GET", runtimes)[0] == 200]
-            if len(frameworks) < len(KUEUE_FRAMEWORKS):
+            wanted = role["gpu_scheduling_kueue_frameworks"]
+            frameworks = [f for f in wanted if f != "trainer.kubeflow.org/trainjob" or api.request("GET", runtimes)[0] == 200]
+            if len(frameworks) < len(wanted):
                 log("kueue: TrainJob integration off (no TrainingRuntime CRD: start the trainer controller too)")
             config["integrations"]["frameworks"] = frameworks
-            config["managedJobsNamespaceSelector"] = KUEUE_NAMESPACE_SELECTOR
-            config.setdefault("resources", {})["deviceClassMappings"] = KUEUE_DEVICE_CLASS_MAPPINGS
+            config["managedJobsNamespaceSelector"] = role["gpu_scheduling_kueue_namespace_selector"]
+            classes = role["gpu_scheduling_kueue_device_classes"]
+            config.setdefault("resources", {})["deviceClassMappings"] = (
+                [{"name": role["gpu_scheduling_gpu_resource"], "deviceClassNames": classes}] if classes else [])
             # Internal cert management stays on, as the chart sets it: with it off, v0.19.2 reads
             # its metrics certificate from /etc/kueue/metrics/certs (cmd/kueue/main.go), outside
             # any directory the launcher owns. Its rotator keeps a valid pair it finds in the
