@@ -393,17 +393,17 @@ def build_triton_server(params):
 
     # Kueue admits each pod of a queued Deployment on its own: the queue goes on the pods too (its
     # deployment webhook would copy it there; said here, it works with the pod integration alone).
-    queue = queueing.queue_labels(params)
+    queued_labels = dict(labels, **queueing.queue_labels(params))
     deployment_spec = {
         "selector": {"matchLabels": labels},
-        "template": {"metadata": {"labels": dict(labels, **queue)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": queued_labels}, "spec": pod_spec},
     }
     autoscaling = params.get("autoscaling") or {}
     if not autoscaling.get("enabled"):
         # With an HPA the replica count belongs to the HPA; applying it here would fight it.
         deployment_spec["replicas"] = replicas
     objects = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_metadata(name, namespace, dict(labels, **queue)), "spec": deployment_spec},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": object_metadata(name, namespace, queued_labels), "spec": deployment_spec},
         {
             "apiVersion": "v1",
             "kind": "Service",

@@ -292,7 +292,7 @@ def stuck_pod_summary(client, obj):
     for pod in pods:
         if any(g.get("name") == ADMISSION_GATE for g in (pod.get("spec") or {}).get("schedulingGates") or []):
             # A serving pod Kueue holds until it admits the pod's own Workload.
-            queued = queued_workload_summary(client, pod)
+            queued = queued_workload_summary(client, dict(pod, kind="Pod"))  # list items carry no kind
             if queued:
                 return "pod %s %s" % (pod["metadata"]["name"], queued)
         status = pod.get("status") or {}
