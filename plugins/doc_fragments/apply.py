@@ -34,8 +34,9 @@ options:
   batch:
     description:
       - Several instances in one module run, for example every model of an inventory list. Each element takes
-        this module's own options; the connection options, O(state), O(wait), O(wait_timeout),
-        O(force_conflicts), O(field_manager) and O(delete_propagation) stay at the top level and apply to all elements.
+        this module's own options, and may set its own O(state), O(wait) and O(wait_timeout) (the top-level ones
+        when unset); the connection options, O(force_conflicts), O(field_manager) and O(delete_propagation) stay at
+        the top level and apply to all elements.
       - Each element is validated like the module's options before anything is sent; the module's own options
         cannot also be set next to O(batch).
       - One run reuses one connection and one list per kind and namespace, where a loop starts a module process

@@ -27,28 +27,41 @@ from ansible_collections.aiinfra.cluster.plugins.module_utils.args_common import
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import InputError, KubeError, WaitTimeout
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 from ansible_collections.aiinfra.cluster.plugins.module_utils.resources import ResourceResolver
+from ansible_collections.aiinfra.cluster.plugins.module_utils.serving_builder import MANAGED_BY
 from ansible_collections.aiinfra.cluster.plugins.module_utils.waiters import DEFAULT_WAITS, checkpoint, pause, set_batch, wait_deadline, wait_for
 
 BATCH_CONSTRAINTS = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+# Apply options an element of `batch` may set for itself (unset: the top-level value), so one
+# call can hold a role's whole list, entries with another state or timeout included.
+ELEMENT_APPLY_OPTIONS = dict((name, dict((k, v) for k, v in APPLY_ARG_SPEC[name].items() if k != "default")) for name in ("state", "wait", "wait_timeout"))
+# Namespaces `create_namespaces` ensures keep their own field manager, the one the roles used
+# for them, so a module applying a workload never removes a namespace's labels.
+NAMESPACE_FIELD_MANAGER = "aiinfra.cluster.namespaces"
 
 
-def kube_module(argument_spec, with_apply=True, **kwargs):
+def kube_module(argument_spec, with_apply=True, creates_namespaces=False, shared_spec=None, **kwargs):
     """An AnsibleModule with the shared auth (and apply/wait) options.
 
     Resource modules also get `batch`: a list of option sets, each validated like the module's own
-    options. One run then applies them all over one connection, where a loop would start a new
-    module process (and connection) per item."""
+    options (and taking its own state, wait and wait_timeout). One run then applies them all over
+    one connection, where a loop would start a new module process (and connection) per item.
+    Modules whose objects live in their `namespace` option may offer `create_namespaces`;
+    `shared_spec` holds other options of the whole run, never set per element."""
     kwargs.setdefault("supports_check_mode", True)
     if not with_apply:
         return AnsibleModule(argument_spec=merge_specs(AUTH_ARG_SPEC, argument_spec), **kwargs)
     constraints = dict((k, kwargs.pop(k)) for k in BATCH_CONSTRAINTS if kwargs.get(k))
-    batch_spec = dict({"type": "list", "elements": "dict", "options": copy.deepcopy(argument_spec)}, **_element_constraints(constraints, argument_spec))
+    element_spec = merge_specs(copy.deepcopy(argument_spec), copy.deepcopy(ELEMENT_APPLY_OPTIONS))
+    batch_spec = dict({"type": "list", "elements": "dict", "options": element_spec}, **_element_constraints(constraints, argument_spec))
     top = argument_spec
     if "batch" in (basic._load_params() or {}):
         # The module's own options then come from each element, where required ones are checked.
         top = dict((name, dict((k, v) for k, v in opt.items() if k != "required")) for name, opt in argument_spec.items())
     else:
         kwargs.update(constraints)
+    if creates_namespaces:
+        top = merge_specs(top, {"create_namespaces": {"type": "bool", "default": False}})
+    top = merge_specs(top, shared_spec or {})
     module = AnsibleModule(argument_spec=merge_specs(AUTH_ARG_SPEC, APPLY_ARG_SPEC, top, {"batch": batch_spec}), **kwargs)
     module.batch_option_names = tuple(argument_spec)
     # Rules keyed on a shared option (required_if state=present) are checked per element in
@@ -182,10 +195,16 @@ def execute(module, body):
     client = None
     try:
         client = client_from_module(module)
+        namespaces = _ensure_namespaces(module, client) if module.params.get("create_namespaces") else None
         if module.params.get("batch") is None:
             result = body(client)
         else:
             result = _run_batch(module, client, body)
+        if namespaces is not None:
+            result["namespaces"] = namespaces[0]
+            result["changed"] = result.get("changed") or any(r["changed"] for r in namespaces[0])
+            if module._diff:
+                result["diff"] = namespaces[1] + (result.get("diff") or [])
     except KubeError as exc:
         module.fail_json(msg=exc.msg, api_requests=_stats(client), **_details(exc))
     except Exception as exc:  # pylint: disable=broad-except
@@ -197,20 +216,43 @@ def execute(module, body):
     module.exit_json(**result)
 
 
+def _ensure_namespaces(module, client):
+    """Apply, once each, the namespace of the run or of every batch element with state=present,
+    before anything is applied in them (what a role's own namespace task did, in the same call).
+    Returns (results, diffs)."""
+    names = []
+    for params in _run_params(module)[1]:
+        if params.get("state") == "present" and params.get("namespace") and params["namespace"] not in names:
+            names.append(params["namespace"])
+    engine = ApplyEngine(
+        client, field_manager=NAMESPACE_FIELD_MANAGER, force_conflicts=module.params.get("force_conflicts", False), check_mode=module.check_mode
+    )
+    namespaces = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": dict(MANAGED_BY)}} for name in names]
+    return engine.apply_all(namespaces, want_diff=bool(module._diff))
+
+
+def _run_params(module):
+    """(shared options, the options of each run): the module's own, or one set per batch element."""
+    if module.params.get("batch") is None:
+        return module.params, [module.params]
+    shared = dict((k, v) for k, v in module.params.items() if k not in module.batch_option_names and k != "batch")
+    return shared, [element_options(shared, element) for element in module.params["batch"]]
+
+
 def _run_batch(module, client, body):
     """Run `body` once per element of `batch` on the shared client: every element is applied
     before any of them waits, then all wait together against one deadline (see _Batch)."""
-    shared = dict((k, v) for k, v in module.params.items() if k not in module.batch_option_names and k != "batch")
+    shared, element_params = _run_params(module)
     elements = module.params["batch"]
-    for index, element in enumerate(elements):
+    for index, params in enumerate(element_params):
         try:
             # Elements carry every option, unset ones as None; "required" means set.
-            check_required_if(module.batch_shared_rules, dict((k, v) for k, v in dict(shared, **element).items() if v is not None))
+            check_required_if(module.batch_shared_rules, dict((k, v) for k, v in params.items() if v is not None))
         except TypeError as exc:
-            raise InputError("batch[%d] %s: %s (nothing was applied)" % (index, element.get("name") or "", exc))
+            raise InputError("batch[%d] %s: %s (nothing was applied)" % (index, params.get("name") or "", exc))
     module.batch_read_cache = {}
     try:
-        results = _Batch(module, client, body, [dict(shared, batch=None, **element) for element in elements]).run()
+        results = _Batch(module, client, body, element_params).run()
     finally:
         module.batch_read_cache = None
         module.params.clear()
@@ -223,6 +265,14 @@ def _run_batch(module, client, body):
     if module._diff:
         out["diff"] = diffs
     return out
+
+
+def element_options(shared, element):
+    """One element's options: its own, over the shared ones; an apply option it leaves unset
+    (state, wait, wait_timeout) is the top-level one."""
+    params = dict(shared, batch=None)
+    params.update((k, v) for k, v in element.items() if v is not None or k not in ELEMENT_APPLY_OPTIONS)
+    return params
 
 
 class _Abandoned(BaseException):

@@ -91,7 +91,8 @@ options:
       type: str
     service_monitor:
       description:
-        - Create a ServiceMonitor. V(auto) creates one when the C(monitoring.coreos.com/v1) API is served.
+        - Create a ServiceMonitor. V(auto) creates one when the C(monitoring.coreos.com/v1) API is served, and
+          otherwise warns that Prometheus will not scrape the exporter until the Prometheus Operator is installed.
       type: str
       choices: [auto, 'true', 'false']
       default: auto
@@ -105,16 +106,28 @@ options:
     on_gpu_operator:
       description:
         - What to do when the GPU Operator runs (or is configured to run) its own DCGM exporter.
-        - V(fail) refuses with a message naming it; V(skip) changes nothing and reports why (for roles that
+        - V(fail) refuses with a message naming it; V(skip) changes nothing and warns why (for roles that
           run on clusters with and without the operator); V(deploy) deploys this exporter anyway.
       type: str
       choices: [fail, skip, deploy]
       default: fail
   batch:
-    suboptions: *module_options
+    suboptions:
+      <<: *module_options
+      state:
+        description: This element's O(state); the top-level O(state) when not set.
+        type: str
+        choices: [present, absent]
+      wait:
+        description: This element's O(wait); the top-level O(wait) when not set.
+        type: bool
+      wait_timeout:
+        description: This element's O(wait_timeout), counted from the same moment; the top-level O(wait_timeout) when not set.
+        type: int
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
+  - aiinfra.cluster.namespaces
 attributes:
   check_mode:
     support: full
@@ -251,7 +264,8 @@ def main():
             "service_monitor_labels": {"type": "dict"},
             "scrape_interval": {"type": "str", "default": "15s"},
             "on_gpu_operator": {"type": "str", "default": "fail", "choices": ["fail", "skip", "deploy"]},
-        }
+        },
+        creates_namespaces=True,
     )
     params = module.params
 
@@ -263,12 +277,19 @@ def main():
             build_params["service_monitor"] = monitor != "false" and serves(client, "monitoring.coreos.com/v1", "servicemonitors")
         elif monitor == "auto":
             build_params["service_monitor"] = serves(client, "monitoring.coreos.com/v1", "servicemonitors")
+            if not build_params["service_monitor"]:
+                module.warn(
+                    "No ServiceMonitor for the DCGM exporter: the Prometheus Operator CRDs (monitoring.coreos.com/v1) are not "
+                    "installed; install the Prometheus Operator (kube-prometheus-stack) for Prometheus to scrape it, "
+                    "or set service_monitor: false"
+                )
         else:
             build_params["service_monitor"] = monitor == "true"
         objects = build_dcgm_exporter(build_params)
         if params["state"] == "present" and params["on_gpu_operator"] != "deploy":
             found = operator_exporter(client)
             if found and params["on_gpu_operator"] == "skip":
+                module.warn("DCGM exporter not deployed: the GPU Operator's exporter runs (%s)" % found)
                 return {"changed": False, "resources": [], "service_monitor": False, "skipped_reason": found}
             if found:
                 raise InputError(

@@ -166,10 +166,22 @@ options:
           type: bool
           default: false
   batch:
-    suboptions: *module_options
+    suboptions:
+      <<: *module_options
+      state:
+        description: This element's O(state); the top-level O(state) when not set.
+        type: str
+        choices: [present, absent]
+      wait:
+        description: This element's O(wait); the top-level O(wait) when not set.
+        type: bool
+      wait_timeout:
+        description: This element's O(wait_timeout), counted from the same moment; the top-level O(wait_timeout) when not set.
+        type: int
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
+  - aiinfra.cluster.namespaces
 attributes:
   check_mode:
     support: full
@@ -373,7 +385,10 @@ def remove_dataloads(module, client, result, refs):
 
 
 def main():
-    module = kube_module(ARGUMENT_SPEC, required_if=[("state", "present", ["mounts"])])
+    module = kube_module(
+        ARGUMENT_SPEC,
+        creates_namespaces=True,
+        required_if=[("state", "present", ["mounts"])])
 
     def body(client):
         params = module.params

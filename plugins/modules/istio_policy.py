@@ -130,10 +130,31 @@ options:
               description: Header to put the verified payload in.
               type: str
   batch:
-    suboptions: *module_options
+    suboptions:
+      <<: *module_options
+      state:
+        description: This element's O(state); the top-level O(state) when not set.
+        type: str
+        choices: [present, absent]
+      wait:
+        description: This element's O(wait); the top-level O(wait) when not set.
+        type: bool
+      wait_timeout:
+        description: This element's O(wait_timeout), counted from the same moment; the top-level O(wait_timeout) when not set.
+        type: int
+  on_missing_crd:
+    description:
+      - What to do when the Istio CRDs (C(security.istio.io)) are not installed. V(fail) fails naming the missing
+        CRD; V(warn) applies nothing, warns once and returns RV(skipped_reason) (for roles that run on clusters with
+        and without Istio, where the policies would have no mesh to act in).
+      - The whole run, never set per element of O(batch).
+    type: str
+    choices: [fail, warn]
+    default: fail
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
+  - aiinfra.cluster.namespaces
 attributes:
   check_mode:
     support: full
@@ -178,6 +199,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+skipped_reason:
+  description: With O(on_missing_crd=warn), why nothing was applied (per element of O(batch)).
+  returned: when the Istio CRDs are missing and O(on_missing_crd=warn)
+  type: str
+  sample: "the API security.istio.io/v1 is not served by this cluster: kind PeerAuthentication is not installed (CRD peerauthentications.security.istio.io)"
 batch:
   description:
     - With O(batch), one result per element, in the order given, each holding what a run with that element's
@@ -199,6 +225,7 @@ api_requests:
   sample: {GET: 3, PATCH: 3}
 """
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ResourceNotInstalled
 from ansible_collections.aiinfra.cluster.plugins.module_utils.istio_builder import build_istio_policies
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
 
@@ -259,12 +286,25 @@ ARGUMENT_SPEC = {
 def main():
     module = kube_module(
         ARGUMENT_SPEC,
+        creates_namespaces=True,
+        shared_spec={"on_missing_crd": {"type": "str", "default": "fail", "choices": ["fail", "warn"]}},
         mutually_exclusive=[["selector", "target_refs"]],
         required_one_of=[["authorization", "peer_authentication", "request_authentication"]],
     )
 
+    missing = []
+
     def body(client):
-        return run_bundle(module, client, build_istio_policies(dict(module.params)))
+        try:
+            return run_bundle(module, client, build_istio_policies(dict(module.params)))
+        except ResourceNotInstalled as exc:
+            if module.params["on_missing_crd"] != "warn":
+                raise
+            # Once per run, not once per element: the whole mesh is missing, not one policy.
+            if not missing:
+                module.warn("Istio policies not applied: %s. Install Istio first to enforce them." % exc.msg)
+            missing.append(exc.msg)
+            return {"changed": False, "resources": [], "skipped_reason": exc.msg}
 
     execute(module, body)
 

@@ -116,10 +116,22 @@ options:
           type: list
           elements: str
   batch:
-    suboptions: *module_options
+    suboptions:
+      <<: *module_options
+      state:
+        description: This element's O(state); the top-level O(state) when not set.
+        type: str
+        choices: [present, absent]
+      wait:
+        description: This element's O(wait); the top-level O(wait) when not set.
+        type: bool
+      wait_timeout:
+        description: This element's O(wait_timeout), counted from the same moment; the top-level O(wait_timeout) when not set.
+        type: int
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
+  - aiinfra.cluster.namespaces
 attributes:
   check_mode:
     support: full
@@ -182,42 +194,45 @@ api_requests:
 from ansible_collections.aiinfra.cluster.plugins.module_utils.observability_builder import TENSORBOARD_PORT, build_tensorboard
 from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import execute, kube_module, run_bundle
 
+ARGUMENT_SPEC = {
+    "name": {"type": "str", "required": True},
+    "namespace": {"type": "str", "default": "default"},
+    "image": {"type": "str", "default": "tensorflow/tensorflow:2.21.0"},
+    "image_pull_policy": {"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
+    "image_pull_secrets": {"type": "list", "elements": "str", "no_log": False},
+    "log_dir": {
+        "type": "dict",
+        "options": {
+            "claim_name": {"type": "str", "required": True},
+            "sub_path": {"type": "str"},
+            "mount_path": {"type": "str", "default": "/logs"},
+        },
+    },
+    "log_dir_uri": {"type": "str"},
+    "storage_secret": {"type": "str", "no_log": False},
+    "env": {"type": "dict"},
+    "extra_args": {"type": "list", "elements": "str"},
+    "resources": {"type": "dict"},
+    "replicas": {"type": "int", "default": 1},
+    "node_selector": {"type": "dict"},
+    "service_type": {"type": "str", "default": "ClusterIP", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]},
+    "istio": {
+        "type": "dict",
+        "options": {
+            "enabled": {"type": "bool", "default": False},
+            "mtls_mode": {"type": "str", "default": "STRICT", "choices": ["STRICT", "PERMISSIVE"]},
+            "allow_principals": {"type": "list", "elements": "str"},
+            "allow_namespaces": {"type": "list", "elements": "str"},
+            "allow_request_principals": {"type": "list", "elements": "str"},
+        },
+    },
+}
+
 
 def main():
     module = kube_module(
-        {
-            "name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
-            "image": {"type": "str", "default": "tensorflow/tensorflow:2.21.0"},
-            "image_pull_policy": {"type": "str", "choices": ["Always", "IfNotPresent", "Never"]},
-            "image_pull_secrets": {"type": "list", "elements": "str", "no_log": False},
-            "log_dir": {
-                "type": "dict",
-                "options": {
-                    "claim_name": {"type": "str", "required": True},
-                    "sub_path": {"type": "str"},
-                    "mount_path": {"type": "str", "default": "/logs"},
-                },
-            },
-            "log_dir_uri": {"type": "str"},
-            "storage_secret": {"type": "str", "no_log": False},
-            "env": {"type": "dict"},
-            "extra_args": {"type": "list", "elements": "str"},
-            "resources": {"type": "dict"},
-            "replicas": {"type": "int", "default": 1},
-            "node_selector": {"type": "dict"},
-            "service_type": {"type": "str", "default": "ClusterIP", "choices": ["ClusterIP", "NodePort", "LoadBalancer"]},
-            "istio": {
-                "type": "dict",
-                "options": {
-                    "enabled": {"type": "bool", "default": False},
-                    "mtls_mode": {"type": "str", "default": "STRICT", "choices": ["STRICT", "PERMISSIVE"]},
-                    "allow_principals": {"type": "list", "elements": "str"},
-                    "allow_namespaces": {"type": "list", "elements": "str"},
-                    "allow_request_principals": {"type": "list", "elements": "str"},
-                },
-            },
-        },
+        ARGUMENT_SPEC,
+        creates_namespaces=True,
         mutually_exclusive=[["log_dir", "log_dir_uri"]],
         required_one_of=[["log_dir", "log_dir_uri"]],
     )

@@ -335,10 +335,22 @@ options:
       default: false
       version_added: 1.1.0
   batch:
-    suboptions: *module_options
+    suboptions:
+      <<: *module_options
+      state:
+        description: This element's O(state); the top-level O(state) when not set.
+        type: str
+        choices: [present, absent]
+      wait:
+        description: This element's O(wait); the top-level O(wait) when not set.
+        type: bool
+      wait_timeout:
+        description: This element's O(wait_timeout), counted from the same moment; the top-level O(wait_timeout) when not set.
+        type: int
 extends_documentation_fragment:
   - aiinfra.cluster.auth
   - aiinfra.cluster.apply
+  - aiinfra.cluster.namespaces
 attributes:
   check_mode:
     support: full
@@ -743,7 +755,10 @@ def clear_finished(module, client, main_obj):
 
 
 def main():
-    module = kube_module(ARGUMENT_SPEC, mutually_exclusive=[["script", "command"]], required_one_of=[["script", "command"]])
+    module = kube_module(
+        ARGUMENT_SPEC,
+        creates_namespaces=True,
+        mutually_exclusive=[["script", "command"]], required_one_of=[["script", "command"]])
     params = module.params
 
     def body(client):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
 from ansible_collections.aiinfra.cluster.plugins.module_utils.kube_client import KubeClient, config_from_params
 
 
@@ -579,3 +580,60 @@ def test_batch_of_a_module_that_reads_after_its_wait(module_runner, namespace):
         deployment_result = next(r for r in element["resources"] if r["kind"] == "Deployment")
         assert deployment_result["name"] == name and deployment_result["object"]["status"]["availableReplicas"] == 1
         assert len(element["endpoints"]["ready_addresses"]) == 1, element["endpoints"]
+
+
+def test_batch_elements_take_their_own_state_wait_and_timeout(module_runner, kube, namespace, getter):
+    """One call holds a role's whole list: an element's own state/wait/wait_timeout wins over the
+    top-level one, an element that sets none takes the top-level one."""
+    module_runner("resources", {"definitions": [configmap(namespace, "gone")]})
+    elements = [
+        {"definitions": [configmap(namespace, "kept")]},
+        {"definitions": [configmap(namespace, "gone")], "state": "absent"},
+        {"definitions": [deployment(namespace, name="stuck", gpus=100)], "wait": False},
+        {"definitions": [deployment(namespace, name="slow", gpus=100)], "wait_timeout": 1},
+    ]
+    result = module_runner("resources", {"batch": elements, "wait_timeout": 60})
+    # Only the last element waits, for 1 s: the top-level 60 s would hold the run for a minute.
+    assert result.get("failed") and result["msg"].startswith("batch[3] #3: Deployment %s/slow not ready after 1s" % namespace), result["msg"]
+    assert getter("v1", "ConfigMap", "kept", namespace) is not None
+    assert getter("v1", "ConfigMap", "gone", namespace) is None
+    assert getter("apps/v1", "Deployment", "stuck", namespace) is not None
+    elements[3]["wait"] = False
+    again = module_runner("resources", {"batch": elements, "wait_timeout": 60})
+    assert again.get("failed") is not True and again["changed"] is False, again.get("msg")
+    assert [r["resources"][0]["action"] for r in again["batch"]] == ["unchanged", "absent", "unchanged", "unchanged"]
+
+
+def test_create_namespaces_ensures_each_namespace_once_and_never_writes_again(module_runner, kube, namespace, getter):
+    """create_namespaces ensures, in the same run and before anything is applied in them, the
+    namespace of every present element, once each (what a role's own namespace task did)."""
+    first, second = namespace + "-a", namespace + "-b"
+
+    def boards(names):
+        return [{"name": "tb-%d" % index, "namespace": ns, "log_dir_uri": "s3://runs/%d" % index} for index, ns in enumerate(names)]
+
+    elements = boards([first, second, first]) + [{"name": "tb-old", "namespace": namespace + "-c", "log_dir_uri": "s3://x", "state": "absent"}]
+    try:
+        preview = module_runner("tensorboard", {"batch": elements, "wait": False, "create_namespaces": True}, check_mode=True)
+        assert preview.get("failed") is not True and preview["changed"] is True, preview.get("msg")
+        assert [(r["name"], r["action"]) for r in preview["namespaces"]] == [(first, "created"), (second, "created")]
+        assert getter("v1", "Namespace", first) is None
+
+        result = module_runner("tensorboard", {"batch": elements, "wait": False, "create_namespaces": True})
+        assert result.get("failed") is not True, result.get("msg")
+        assert [(r["name"], r["action"]) for r in result["namespaces"]] == [(first, "created"), (second, "created")]
+        created = getter("v1", "Namespace", first)
+        assert created["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "aiinfra.cluster"
+        assert [m["manager"] for m in created["metadata"]["managedFields"] if m["operation"] == "Apply"] == ["aiinfra.cluster.namespaces"]
+        assert getter("v1", "Namespace", namespace + "-c") is None  # an absent element's namespace is not made
+        assert getter("apps/v1", "Deployment", "tb-2", first) is not None
+
+        again = module_runner("tensorboard", {"batch": elements, "wait": False, "create_namespaces": True})
+        assert again.get("failed") is not True and again["changed"] is False, again.get("msg")
+        assert set(again["api_requests"]) <= {"GET"}, again["api_requests"]
+    finally:
+        for name in (first, second):
+            try:
+                kube.delete("/api/v1/namespaces/%s" % name, body={"propagationPolicy": "Background"})
+            except ApiError:
+                pass

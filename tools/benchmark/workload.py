@@ -210,8 +210,8 @@ def module_objects(name, args):
 
     captured = []
 
-    def kube_module(argument_spec, with_apply=True, **kwargs):
-        spec = merge_specs(AUTH_ARG_SPEC, APPLY_ARG_SPEC, argument_spec) if with_apply else merge_specs(AUTH_ARG_SPEC, argument_spec)
+    def kube_module(argument_spec, with_apply=True, creates_namespaces=False, shared_spec=None, **kwargs):
+        spec = merge_specs(AUTH_ARG_SPEC, APPLY_ARG_SPEC, argument_spec, shared_spec or {}) if with_apply else merge_specs(AUTH_ARG_SPEC, argument_spec)
         kwargs.pop("supports_check_mode", None)
         result = ModuleArgumentSpecValidator(spec, **kwargs).validate(dict(args))
         if result.error_messages:
