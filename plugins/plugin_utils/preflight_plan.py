@@ -10,12 +10,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
+import importlib
 import json
 import os
 
 import yaml
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+
+from ansible_collections.aiinfra.cluster.plugins.module_utils.runner import ELEMENT_APPLY_OPTIONS
 
 COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # site.yml's roles, tier by tier, in the order the tiers run them.
@@ -25,16 +30,25 @@ TIERS = (
     ("workloads", ("mesh_security", "datasets", "model_serving", "observability", "training")),
 )
 TIER_OF = dict((role, tier) for tier, roles in TIERS for role in roles)
-# Workload entries as their role hands them to the modules: plan key -> (role, variable of
-# module calls built in the role's vars/main.yml).
-WORKLOAD_CALLS = (
-    ("training_jobs", "training", "training_calls"),
-    ("inference_services", "model_serving", "model_serving_inference_service_calls"),
-    ("triton_servers", "model_serving", "model_serving_triton_calls"),
-    ("tensorboards", "observability", "observability_tensorboard_calls"),
-    ("fluid_datasets", "datasets", "datasets_fluid_calls"),
-    ("dvc_data", "datasets", "datasets_dvc_calls"),
+# Workload entries as their role hands them to the modules: plan key -> (role, variable of the
+# module call's batch built in the role's vars/main.yml, the role's state an entry inherits).
+WORKLOAD_BATCHES = (
+    ("training_jobs", "training", "training_batch", "training_state"),
+    ("inference_services", "model_serving", "model_serving_inference_service_batch", "model_serving_state"),
+    ("triton_servers", "model_serving", "model_serving_triton_batch", "model_serving_state"),
+    ("tensorboards", "observability", "observability_tensorboard_batch", "observability_state"),
+    ("fluid_datasets", "datasets", "datasets_fluid", "datasets_state"),
+    ("dvc_data", "datasets", "datasets_dvc_batch", "datasets_state"),
 )
+# The module each workload list's entries go to (one batch element per entry).
+ROLE_ENTRY_MODULES = {
+    "mesh_security": (("mesh_security_policies", "istio_policy"),),
+    "datasets": (("datasets_fluid", "fluid_dataset"), ("datasets_dvc", "data_version")),
+    "model_serving": (("model_serving_inference_services", "inference_service"), ("model_serving_triton_servers", "triton_server")),
+    "observability": (("observability_tensorboards", "tensorboard"),),
+    "training": (("training_jobs", "training_job"),),
+}
+_ENTRY_SPECS = {}
 # Namespaces the platform roles install into (the permission reviews ask there).
 PLATFORM_NAMESPACES = {
     "gpu_operator": ("gpu_operator_namespace",),
@@ -44,6 +58,7 @@ PLATFORM_NAMESPACES = {
 }
 RBAC_FILES = {"platform": "rbac/platform.yml", "workloads": "rbac/workloads.yml"}
 FIX_VARIABLE = "fix it in the inventory (the role's options: roles/%s/meta/argument_specs.yml)"
+FIX_ENTRY = "fix the entry in the inventory (its options: ansible-doc aiinfra.cluster.%s)"
 
 
 def finding(obj, why, fix, verdict="fail"):
@@ -129,7 +144,41 @@ def validate_role(role, variables, names_provided, host_label=""):
                 rows.append(finding(obj, "%s cannot be rendered: %s" % (name, exc), FIX_VARIABLE % role))
     result = ArgumentSpecValidator(options).validate(values, validate_role_argument_spec=True)
     rows.extend(finding(obj, message, FIX_VARIABLE % role) for message in result.error_messages)
+    for name, module in ROLE_ENTRY_MODULES.get(role, ()):
+        if isinstance(values.get(name), list):
+            rows.extend(finding(obj, message, FIX_ENTRY % module) for message in entry_errors(name, values[name], module))
     return rows
+
+
+def entry_errors(name, entries, module):
+    """What the module would refuse in each entry of a role's list: unknown options (with the
+    closest known one), wrong types and choices. The role's argument spec does not repeat the
+    module's options, so this is where a typo in an entry is caught before any tier runs."""
+    spec = module_entry_spec(module)
+    messages = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue  # the role's spec (elements: dict) reports it
+        label = "%s[%d]%s" % (name, index, " (%s)" % entry["name"] if isinstance(entry.get("name"), str) else "")
+        result = ArgumentSpecValidator(spec).validate(dict(entry))
+        for error in result.errors.errors:
+            if isinstance(error, UnsupportedError):
+                for key in sorted(result.unsupported_parameters, key=str):
+                    option = key[0] if isinstance(key, tuple) else key
+                    close = difflib.get_close_matches(str(option), list(spec), n=1)
+                    messages.append("%s: %s is not an option of aiinfra.cluster.%s%s"
+                                    % (label, option, module, " (did you mean %s?)" % close[0] if close else ""))
+            else:
+                messages.append("%s: %s" % (label, error.msg))
+    return messages
+
+
+def module_entry_spec(module):
+    """The options a batch element of `module` takes (its own, and state/wait/wait_timeout)."""
+    if module not in _ENTRY_SPECS:
+        imported = importlib.import_module("ansible_collections.aiinfra.cluster.plugins.modules.%s" % module)
+        _ENTRY_SPECS[module] = dict(imported.ARGUMENT_SPEC, **ELEMENT_APPLY_OPTIONS)
+    return _ENTRY_SPECS[module]
 
 
 def _truthy(value):
@@ -165,13 +214,9 @@ def component_installed(comp, variables, roles):
     return True
 
 
-def _calls_entries(calls):
-    entries = []
-    for call in calls or []:
-        shared = call.get("shared") or {}
-        for element in call.get("batch") or []:
-            entries.append(dict(element, state=shared.get("state", "present")))
-    return entries
+def _batch_entries(elements, state):
+    """The elements of a role's batch, each with the state it runs with (its own or the role's)."""
+    return [dict(element, state=element.get("state") or state) for element in elements or []]
 
 
 def build_plan(variables, roles, data):
@@ -189,11 +234,11 @@ def build_plan(variables, roles, data):
         groups_installed.update(comp.get("crd_groups") or [])
 
     workloads = {}
-    for key, role, name in WORKLOAD_CALLS:
+    for key, role, name, state in WORKLOAD_BATCHES:
         if role not in roles:
             continue
         try:
-            workloads[key] = _jsonable(_calls_entries(variables.get(name)))
+            workloads[key] = _jsonable(_batch_entries(variables.get(name), variables.get(state, "present")))
         except Exception as exc:  # pylint: disable=broad-except
             findings.append(finding("role %s" % role, "%s cannot be rendered, its workloads are not checked: %s" % (name, exc), FIX_VARIABLE % role))
     istio_required = False

@@ -191,9 +191,9 @@ def test_site_from_a_clone_without_shared(tmp_path):
             if name != "jobset":  # the local inventory installs JobSet through the Trainer chart
                 assert any(p.startswith("/v2/%s/%s/" % (path, name)) for p in mirror.requests), (name, mirror.requests)
         # One line for each workload whose CRDs are missing, saying what to install.
-        istio = re.findall(r'"msg": "Istio policies not applied: .*kind \w+ is not installed \(CRD \S+\.security\.istio\.io\).*Install Istio', out)
+        istio = re.findall(r'\[WARNING\]: Istio policies not applied: .*kind \w+ is not installed \(CRD \S+\.security\.istio\.io\).*Install Istio', out)
         assert len(istio) == 1, tail(out, 120)
-        monitor = re.findall(r'"msg": "No ServiceMonitor for the DCGM exporter: .*install the Prometheus Operator', out)
+        monitor = re.findall(r'\[WARNING\]: No ServiceMonitor for the DCGM exporter: .*install the Prometheus Operator', out)
         assert len(monitor) == 1, tail(out, 120)
     finally:
         run(launcher + ["down"], cwd=str(clone), env=env, timeout=300)

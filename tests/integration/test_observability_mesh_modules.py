@@ -1,6 +1,9 @@
 """dcgm_exporter, tensorboard and istio_policy against the local control plane (real scheduler,
 DaemonSet controller, Istio and Prometheus Operator CRD schemas)."""
 
+import os
+import re
+
 import pytest
 
 from ansible_collections.aiinfra.cluster.plugins.module_utils.errors import ApiError
@@ -268,7 +271,6 @@ PLAYBOOK = """
 
 
 def _play(path, *extra):
-    import os
     import subprocess
     import sys
 
@@ -295,5 +297,36 @@ def test_workload_roles_converge_then_change_nothing(getter, namespace, tmp_path
     recap = [line for line in out.splitlines() if line.startswith("localhost")][-1]
     assert "changed=0" in recap and "failed=0" in recap, recap
 
+    # A bad entry is refused by the module, which checks every element before it sends anything.
     rc, out = _play(str(playbook), "-e", '{"training_jobs": [{"name": "bad", "script": "x", "nodes": "two"}]}')
-    assert rc != 0 and "Validation of arguments failed" in out and "nodes" in out
+    assert rc != 0 and "argument 'nodes' is of type str found in 'batch'" in out, out[-3000:]
+    assert getter("batch/v1", "Job", "bad", namespace) is None
+
+
+def warning_texts(result):
+    """A module's warnings as text (ansible-core 2.19 returns them as structured summaries)."""
+    return [w["event"]["msg"] if isinstance(w, dict) else w for w in result.get("warnings") or []]
+
+
+def test_missing_istio_and_prometheus_crds_warn_once_and_apply_nothing(module_runner, control_plane):
+    """On a cluster without the Istio and Prometheus Operator CRDs (a plain clone's control plane),
+    istio_policy with on_missing_crd=warn and dcgm_exporter's ServiceMonitor=auto each say what to
+    install in one warning, instead of a role's own report task; on_missing_crd=fail fails."""
+    with control_plane("aiinfra-nocrds-", "--crds-dir", "", "--no-operators", "--gpu-nodes", "1") as state:
+        auth = {"kubeconfig": os.path.join(state, "kubeconfig")}
+        policies = [{"name": "m-%d" % index, "namespace": "serving", "peer_authentication": {"mode": "STRICT"}} for index in range(3)]
+        result = module_runner("istio_policy", dict(auth, batch=policies, on_missing_crd="warn", create_namespaces=True))
+        assert result.get("failed") is not True and result["changed"] is True, result.get("msg")  # the namespace was created
+        warnings = warning_texts(result)
+        assert len(warnings) == 1, warnings
+        assert re.match(r"Istio policies not applied: .*kind PeerAuthentication is not installed \(CRD peerauthentications\.security\.istio\.io\)"
+                        r".*Install Istio first", warnings[0]), warnings
+        assert all("peerauthentications.security.istio.io" in element["skipped_reason"] for element in result["batch"])
+
+        failed = module_runner("istio_policy", dict(auth, batch=policies))
+        assert failed.get("failed") and "batch[0] m-0" in failed["msg"] and "peerauthentications.security.istio.io" in failed["msg"], failed
+
+        dcgm = module_runner("dcgm_exporter", dict(auth, namespace="gpu-monitoring", create_namespaces=True, runtime_class_name="", wait=False))
+        assert dcgm.get("failed") is not True and dcgm["service_monitor"] is False, dcgm.get("msg")
+        assert [w for w in warning_texts(dcgm) if w.startswith("No ServiceMonitor for the DCGM exporter")], dcgm["warnings"]
+        assert [r["kind"] for r in dcgm["resources"]] == ["DaemonSet", "Service"]

@@ -43,7 +43,7 @@ def test_every_bad_variable_in_one_report():
 
 
 def test_plan_from_the_roles_variables():
-    """The platform part of the plan (the workload entries, rendered through the roles' module_calls
+    """The platform part of the plan (the workload entries, rendered through the roles' batch_elements
     filter, are covered where ansible-playbook loads the collection: tests/integration/test_preflight.py)."""
     inventory = {
         "gpu_scheduling_teams": [{"name": "team-a", "gpu_quota": 8}],
