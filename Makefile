@@ -9,7 +9,7 @@ export ANSIBLE_FORCE_COLOR := 0
 export K8S_AUTH_KUBECONFIG ?= $(CURDIR)/.local-cluster/kubeconfig
 export PATH := $(shell bash tools/gobuild/build.sh --print-only 2>/dev/null):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv collection operators up down status site uninstall test test-unit test-integration test-molecule test-distribution test-nodes benchmark clean
+.PHONY: test-kind venv collection operators up down status site uninstall test test-unit test-integration test-molecule test-distribution test-nodes benchmark clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -73,6 +73,14 @@ test-nodes: venv collection
 	bash tools/node_image.sh; \
 	export AIINFRA_NVIDIA_CTK_REPO="$$(bash tools/nvidia_ctk_repo.sh)"; \
 	$(VENV)/bin/molecule test -s nodes -p node-debian12
+
+# A kind cluster on the node image built here, offline (tools/kind: node_image.sh, cluster.sh), on
+# a Docker engine started and stopped here: nodes, system pods and a workload across nodes, then
+# nothing left behind.
+test-kind: venv
+	@set -e; trap 'bash tools/docker_down.sh' EXIT; \
+	bash tools/docker_up.sh; \
+	$(VENV)/bin/pytest -q -p no:cacheprovider -s tests/kind
 
 # 149 objects through this collection vs kubernetes.core vs kubectl, and gpu_node_info at 1000 nodes.
 benchmark: venv collection
