@@ -6,6 +6,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
 . "$here/versions.env"
+# shellcheck source=/dev/null
+. "$here/kube_ldflags.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
 bin="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
@@ -20,13 +22,7 @@ fi
 log() { echo "build: $*" >&2; }
 
 build_kubernetes() {
-  local v="$KUBERNETES_VERSION" minor ldf p
-  minor="$(echo "$v" | cut -d. -f2)"
-  ldf="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
-  (cd "$here/kubernetes" && go build -trimpath -ldflags "$ldf" -o "$bin/" \
+  (cd "$here/kubernetes" && go build -trimpath -ldflags "$(kube_ldflags)" -o "$bin/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler \

@@ -10,6 +10,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../gobuild/versions.env"
 # shellcheck source=/dev/null
 . "$here/versions.env"
+# shellcheck source=/dev/null
+. "$here/../gobuild/kube_ldflags.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
 bin="$cache/kind/bin-k8s-$KUBERNETES_VERSION-kind-$KIND_VERSION-containerd-$CONTAINERD_VERSION-coredns-$COREDNS_VERSION-crictl-$CRI_TOOLS_VERSION-cni-$CNI_PLUGINS_VERSION"
@@ -28,12 +30,7 @@ if need kind; then
 fi
 if need kubelet kubeadm kubectl kube-proxy; then
   log "kubelet, kubeadm, kubectl, kube-proxy $KUBERNETES_VERSION"
-  minor="$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
-  ldf="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
-  (cd "$here/gomod/kubernetes-node" && go build -trimpath -ldflags "$ldf" -o "$bin/" \
+  (cd "$here/gomod/kubernetes-node" && go build -trimpath -ldflags "$(kube_ldflags)" -o "$bin/" \
       k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubectl k8s.io/kubernetes/cmd/kube-proxy)
 fi
 if need containerd containerd-shim-runc-v2 ctr; then
