@@ -1,7 +1,8 @@
 """A kind cluster on the node image built here (tools/kind): it comes up with no image pulled
-from anywhere (every image kubeadm and kind run is made from binaries built here), real pods
-serve real processes across nodes through kube-proxy and CoreDNS, an image made here is loaded
-with `kind load`, and `down` leaves no container, network or process of its own behind.
+from anywhere (every image kubeadm and kind run is made from binaries built here), an image made
+here is pushed to the local registry on 127.0.0.1 and pulled from it by the nodes, real pods
+serve real processes across nodes through kube-proxy and CoreDNS, and `down` leaves no
+container, network or process of its own behind.
 
 Needs a Docker engine (tools/docker_up.sh; `make test-kind` starts and stops one)."""
 
@@ -31,8 +32,8 @@ spec:
         - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}
       containers:
         - name: web
-          image: aiinfra.local/kind-test-web:v1
-          imagePullPolicy: Never
+          image: localhost:5001/aiinfra/kind-test-web:v1
+          imagePullPolicy: Always
           command: [socat, "TCP-LISTEN:8080,fork,reuseaddr", "SYSTEM:echo HTTP/1.0 200 OK; echo; hostname"]
           ports: [{containerPort: 8080}]
           readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
@@ -91,18 +92,22 @@ def test_kind_cluster_offline_runs_real_pods_and_leaves_nothing(docker_engine, t
         events = run(kubectl + ["get", "events", "-A", "--field-selector", "reason=Pulling", "-o", "name"])
         assert events.strip() == "", events
 
-        # An image made here (the node image's Debian layer with socat), loaded into the nodes.
-        rootfs = sorted(f for f in os.listdir(os.path.expanduser("~/.cache/aiinfra-cluster/kind")) if f.startswith("rootfs-"))[-1]
+        # An image made here (the node image's Debian layer, which has socat), pushed to the local
+        # registry on 127.0.0.1 and pulled from it by the nodes' containerd.
+        cache = os.path.expanduser("~/.cache/aiinfra-cluster/kind")
+        rootfs = sorted(f for f in os.listdir(cache) if f.startswith("rootfs-"))[-1]
         archive = str(tmp_path / "web.tar")
         run([sys.executable, os.path.join(KIND, "mkimage.py"), "-o", archive, "--ref", "aiinfra.local/kind-test-web:v1",
-             "--layer-tar", os.path.expanduser("~/.cache/aiinfra-cluster/kind/" + rootfs)])
-        kind = os.path.join(run(["bash", os.path.join(KIND, "build.sh"), "--print-only"]).strip(), "kind")
-        run([kind, "load", "image-archive", archive, "--name", NAME])
+             "--layer-tar", os.path.join(cache, rootfs)])
+        pushed = run([sys.executable, os.path.join(KIND, "push_image.py"), archive, "127.0.0.1:5001/aiinfra/kind-test-web:v1"])
+        assert "blobs pushed" in pushed, pushed
         manifest = tmp_path / "web.yaml"
         manifest.write_text(WEB)
         run(kubectl + ["apply", "-f", str(manifest)])
         run(kubectl + ["rollout", "status", "deployment/web", "--timeout=120s"], timeout=180)
         placed = json.loads(run(kubectl + ["get", "pods", "-l", "app=web", "-o", "json"]))["items"]
+        pulled = run(kubectl + ["get", "events", "--field-selector", "reason=Pulled", "-o", "jsonpath={.items[*].message}"])
+        assert "localhost:5001/aiinfra/kind-test-web:v1" in pulled, pulled
         assert len(set(p["spec"]["nodeName"] for p in placed)) == 2, [p["spec"]["nodeName"] for p in placed]
         # From a pod on the control plane: the Service's DNS name (CoreDNS), its ClusterIP
         # (kube-proxy) and both backends on the two workers (the pod network between nodes).

@@ -14,7 +14,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../gobuild/kube_ldflags.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
-bin="$cache/kind/bin-k8s-$KUBERNETES_VERSION-kind-$KIND_VERSION-containerd-$CONTAINERD_VERSION-coredns-$COREDNS_VERSION-crictl-$CRI_TOOLS_VERSION-cni-$CNI_PLUGINS_VERSION"
+bin="$cache/kind/bin-k8s-$KUBERNETES_VERSION-kind-$KIND_VERSION-containerd-$CONTAINERD_VERSION-coredns-$COREDNS_VERSION-crictl-$CRI_TOOLS_VERSION-cni-$CNI_PLUGINS_VERSION-registry-$REGISTRY_VERSION"
 if [ "${1:-}" = "--print-only" ]; then echo "$bin"; exit 0; fi
 mkdir -p "$bin" "$bin/cni"
 if command -v flock >/dev/null 2>&1; then
@@ -53,6 +53,10 @@ if [ ! -x "$bin/cni/ptp" ]; then
   (cd "$here/gomod/cni-plugins" && go build -trimpath -ldflags "-s -w" -o "$bin/cni/" \
       github.com/containernetworking/plugins/plugins/ipam/host-local github.com/containernetworking/plugins/plugins/main/loopback \
       github.com/containernetworking/plugins/plugins/main/ptp github.com/containernetworking/plugins/plugins/meta/portmap)
+fi
+if need registry; then
+  log "registry (distribution) $REGISTRY_VERSION"
+  (cd "$here/gomod/registry" && go build -trimpath -ldflags "-s -w" -o "$bin/registry" github.com/distribution/distribution/v3/cmd/registry)
 fi
 if need pause; then
   # The pod sandbox's pause: Kubernetes' own C source from the module, linked statically.

@@ -5,13 +5,22 @@
 #   tools/kind/cluster.sh down [NAME]            # the nodes, the kind network, what up left behind
 # The kubeconfig is written to $AIINFRA_KIND_DIR (default /tmp/aiinfra-kind-NAME)/kubeconfig. Needs
 # a Docker engine (tools/docker_up.sh).
+# A local OCI registry (distribution, built here) runs beside the nodes as the container
+# NAME-registry, published on 127.0.0.1:$AIINFRA_KIND_REGISTRY_PORT (default 5001): push to it with
+# tools/kind/push_image.py, and pods pull localhost:PORT/... from it (each node's containerd maps
+# that name to the container).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=/dev/null
+. "$here/versions.env"
 command="${1:-}"
 name="${2:-aiinfra-kind}"
 workers="${3:-4}"
 state="${AIINFRA_KIND_DIR:-/tmp/aiinfra-kind-$name}"
-kind="$(bash "$here/build.sh" --print-only)/kind"
+port="${AIINFRA_KIND_REGISTRY_PORT:-5001}"
+bin="$(bash "$here/build.sh" --print-only)"
+kind="$bin/kind"
+registry="$name-registry"
 log() { echo "kind-cluster: $*" >&2; }
 
 up() {
@@ -40,10 +49,38 @@ up() {
     fi
   } > "$state/kind.yaml"
   "$kind" create cluster --name "$name" --image "$image" --config "$state/kind.yaml" --kubeconfig "$state/kubeconfig" --wait 300s
-  log "$name up in $((SECONDS - started)) s on $image; kubeconfig $state/kubeconfig"
+  registry_up
+  log "$name up in $((SECONDS - started)) s on $image; kubeconfig $state/kubeconfig; registry 127.0.0.1:$port"
+}
+
+registry_up() {
+  local image="aiinfra.local/registry:$REGISTRY_VERSION"
+  if ! docker image inspect "$image" >/dev/null 2>&1; then
+    local root
+    root="$(mktemp -d)"
+    mkdir -p "$root/etc/distribution" "$root/var/lib/registry"
+    install -m0755 "$bin/registry" "$root/registry"
+    printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  delete:\n    enabled: true\nhttp:\n  addr: :5000\n' \
+      > "$root/etc/distribution/config.yml"
+    tar -C "$root" -c . | docker import --change 'ENTRYPOINT ["/registry", "serve", "/etc/distribution/config.yml"]' - "$image" >/dev/null
+    rm -rf "$root"
+  fi
+  docker run -d --name "$registry" --network kind -p "127.0.0.1:$port:5000" "$image" >/dev/null
+  local node
+  for node in $("$kind" get nodes --name "$name"); do
+    docker exec "$node" mkdir -p "/etc/containerd/certs.d/localhost:$port"
+    printf '[host."http://%s:5000"]\n  capabilities = ["pull", "resolve"]\n' "$registry" \
+      | docker exec -i "$node" cp /dev/stdin "/etc/containerd/certs.d/localhost:$port/hosts.toml"
+  done
+  for _ in $(seq 1 30); do
+    curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && return 0
+    sleep 1
+  done
+  log "the registry did not answer on 127.0.0.1:$port"; docker logs "$registry" >&2; exit 1
 }
 
 down() {
+  docker rm -f "$registry" >/dev/null 2>&1 || true
   if [ -x "$kind" ]; then "$kind" delete cluster --name "$name" --kubeconfig "$state/kubeconfig" || true; fi
   if [ -e "$state/created-kind-network" ] && [ -z "$(docker network inspect kind --format '{{range .Containers}}{{.Name}} {{end}}' 2>/dev/null)" ]; then
     docker network rm kind >/dev/null 2>&1 || true

@@ -87,6 +87,9 @@ if [ "$capfix" = yes ]; then
   sed -i 's|^\(\s*\)SystemdCgroup = true|\1SystemdCgroup = true\n\1BinaryName = "/usr/local/sbin/runc-capfix"|' "$root/etc/containerd/config.toml"
 fi
 sed -i "s|registry.k8s.io/pause:[0-9.]*|registry.k8s.io/pause:$PAUSE_VERSION|" "$root/etc/containerd/config.toml"
+# Registry hosts per registry, read on each pull: cluster.sh points localhost:PORT at the local
+# registry's container there.
+printf '\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n' >> "$root/etc/containerd/config.toml"
 chroot "$root" /usr/local/bin/ctr oci spec \
   | jq '.hooks.createContainer[.hooks.createContainer | length] |= . + {"path": "/kind/bin/mount-product-files.sh"}' \
   | jq 'del(.process.rlimits)' > "$root/etc/containerd/cri-base.json"
