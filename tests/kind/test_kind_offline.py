@@ -1,8 +1,9 @@
 """A kind cluster on the node image built here (tools/kind): it comes up with no image pulled
-from anywhere (every image kubeadm and kind run is made from binaries built here), an image made
-here is pushed to the local registry on 127.0.0.1 and pulled from it by the nodes, real pods
-serve real processes across nodes through kube-proxy and CoreDNS, and `down` leaves no
-container, network or process of its own behind.
+from anywhere (every image kubeadm and kind run is made from binaries built here), images made
+here are pushed to the local registry on 127.0.0.1 and pulled from it by the nodes, real pods
+serve real processes across nodes through kube-proxy and CoreDNS, an operator's controller (the
+JobSet chart) runs from the local registry and reconciles through its webhook's Service, and
+`down` leaves no container, network or process of its own behind.
 
 Needs a Docker engine (tools/docker_up.sh; `make test-kind` starts and stops one)."""
 
@@ -16,8 +17,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KIND = os.path.join(ROOT, "tools", "kind")
+CHARTS = os.environ.get("AIINFRA_CHARTS_DIR", os.path.join(os.path.dirname(ROOT), "shared", "charts"))
+CACHE = os.path.expanduser("~/.cache/aiinfra-cluster")
 NAME = "aiinfra-kind-test"
 STATE = "/tmp/aiinfra-kind-%s" % NAME
+REGISTRY = "127.0.0.1:5001"  # pushed to from here; the nodes pull it as localhost:5001
 WEB = """
 apiVersion: apps/v1
 kind: Deployment
@@ -45,6 +49,27 @@ spec:
   selector: {app: web}
   ports: [{port: 80, targetPort: 8080}]
 """
+JOBSET = """
+apiVersion: jobset.x-k8s.io/v1alpha2
+kind: JobSet
+metadata: {name: hello, namespace: default}
+spec:
+  replicatedJobs:
+    - name: workers
+      replicas: 2
+      template:
+        spec:
+          parallelism: 1
+          completions: 1
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers:
+                - name: main
+                  image: localhost:5001/aiinfra/kind-test-web:v1
+                  command: [bash, -c, "echo trained on $(hostname)"]
+"""
 
 
 def run(cmd, timeout=900, check=True, **kwargs):
@@ -62,70 +87,111 @@ def docker_state():
     return containers, networks, proxies
 
 
+def push(tmp_path, name, *mkimage_args):
+    """An image made here with mkimage.py, pushed to the local registry; returns its pull name."""
+    archive = str(tmp_path / ("%s.tar" % name.replace("/", "-")))
+    run([sys.executable, os.path.join(KIND, "mkimage.py"), "-o", archive, "--ref", "aiinfra.local/%s" % name] + list(mkimage_args))
+    out = run([sys.executable, os.path.join(KIND, "push_image.py"), archive, "%s/%s" % (REGISTRY, name)])
+    assert "blobs pushed" in out, out
+    return "localhost:5001/%s" % name
+
+
 @pytest.fixture(scope="module")
-def docker_engine():
+def cluster(tmp_path_factory):
     if subprocess.run(["docker", "info"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode != 0:
         pytest.fail("no Docker engine answers: run through `make test-kind` (it starts one with tools/docker_up.sh)")
-
-
-def test_kind_cluster_offline_runs_real_pods_and_leaves_nothing(docker_engine, tmp_path):
     before = docker_state()
     started = time.monotonic()
+    bin_dir = run(["bash", os.path.join(KIND, "build.sh"), "--print-only"]).strip()
+    info = {"before": before, "kubectl": [os.path.join(bin_dir, "kubectl"), "--kubeconfig", STATE + "/kubeconfig"], "up": True}
     try:
         run(["bash", os.path.join(KIND, "cluster.sh"), "up", NAME, "2"], timeout=3000)
-        up_seconds = time.monotonic() - started
-        kubectl = [os.path.join(run(["bash", os.path.join(KIND, "build.sh"), "--print-only"]).strip(), "kubectl"), "--kubeconfig", STATE + "/kubeconfig"]
-
-        # kind waits for the control plane; the workers join and get their pod network after it.
-        run(kubectl + ["wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"], timeout=240)
-        nodes = json.loads(run(kubectl + ["get", "nodes", "-o", "json"]))["items"]
-        assert len(nodes) == 3
-        for node in nodes:
-            ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"][0]
-            assert ready["status"] == "True", (node["metadata"]["name"], ready)
-        # Every system pod runs an image that could only come from the node image: nothing here
-        # can reach a registry, and the pod network's image exists nowhere else.
-        run(kubectl + ["wait", "-n", "kube-system", "--for=condition=Ready", "pods", "--all", "--timeout=180s"], timeout=240)
-        pods = json.loads(run(kubectl + ["get", "pods", "-n", "kube-system", "-o", "json"]))["items"]
-        images = sorted(set(c["image"] for p in pods for c in p["spec"]["containers"]))
-        assert "aiinfra.local/kind-pod-network:v1" in images and any("coredns" in i for i in images), images
-        events = run(kubectl + ["get", "events", "-A", "--field-selector", "reason=Pulling", "-o", "name"])
-        assert events.strip() == "", events
-
-        # An image made here (the node image's Debian layer, which has socat), pushed to the local
-        # registry on 127.0.0.1 and pulled from it by the nodes' containerd.
-        cache = os.path.expanduser("~/.cache/aiinfra-cluster/kind")
-        rootfs = sorted(f for f in os.listdir(cache) if f.startswith("rootfs-"))[-1]
-        archive = str(tmp_path / "web.tar")
-        run([sys.executable, os.path.join(KIND, "mkimage.py"), "-o", archive, "--ref", "aiinfra.local/kind-test-web:v1",
-             "--layer-tar", os.path.join(cache, rootfs)])
-        pushed = run([sys.executable, os.path.join(KIND, "push_image.py"), archive, "127.0.0.1:5001/aiinfra/kind-test-web:v1"])
-        assert "blobs pushed" in pushed, pushed
-        manifest = tmp_path / "web.yaml"
-        manifest.write_text(WEB)
-        run(kubectl + ["apply", "-f", str(manifest)])
-        run(kubectl + ["rollout", "status", "deployment/web", "--timeout=120s"], timeout=180)
-        placed = json.loads(run(kubectl + ["get", "pods", "-l", "app=web", "-o", "json"]))["items"]
-        pulled = run(kubectl + ["get", "events", "--field-selector", "reason=Pulled", "-o", "jsonpath={.items[*].message}"])
-        assert "localhost:5001/aiinfra/kind-test-web:v1" in pulled, pulled
-        assert len(set(p["spec"]["nodeName"] for p in placed)) == 2, [p["spec"]["nodeName"] for p in placed]
-        # From a pod on the control plane: the Service's DNS name (CoreDNS), its ClusterIP
-        # (kube-proxy) and both backends on the two workers (the pod network between nodes).
-        answers = set()
-        for _attempt in range(20):
-            out = run(kubectl + ["run", "probe", "--rm", "-i", "--restart=Never", "--image=aiinfra.local/kind-pod-network:v1",
-                                 "--image-pull-policy=Never", "--overrides",
-                                 json.dumps({"spec": {"nodeName": NAME + "-control-plane",
-                                                      "tolerations": [{"operator": "Exists"}]}}),
-                                 "--", "bash", "-c", "for i in 1 2 3 4 5 6; do curl -s --max-time 3 http://web.default.svc.cluster.local/; done"],
-                      timeout=120, check=False)
-            answers.update(line.strip() for line in out.splitlines() if line.strip().startswith("web-"))
-            if len(answers) == 2:
-                break
-        assert answers == set(p["metadata"]["name"] for p in placed), answers
-        print("kind cluster (1 control plane, 2 workers) up in %.0f s" % up_seconds)
+        info["up_seconds"] = time.monotonic() - started
+        rootfs = sorted(f for f in os.listdir(os.path.join(CACHE, "kind")) if f.startswith("rootfs-"))[-1]
+        # The node image's Debian layer (bash, socat, curl) as a workload image.
+        info["web"] = push(tmp_path_factory.mktemp("images"), "aiinfra/kind-test-web:v1", "--layer-tar", os.path.join(CACHE, "kind", rootfs))
+        yield info
     finally:
-        run(["bash", os.path.join(KIND, "cluster.sh"), "down", NAME], check=False)
+        if info["up"]:
+            run(["bash", os.path.join(KIND, "cluster.sh"), "down", NAME], check=False)
+
+
+def test_nodes_and_system_pods_run_only_what_the_node_image_holds(cluster):
+    kubectl = cluster["kubectl"]
+    # kind waits for the control plane; the workers join and get their pod network after it.
+    run(kubectl + ["wait", "--for=condition=Ready", "nodes", "--all", "--timeout=180s"], timeout=240)
+    assert len(json.loads(run(kubectl + ["get", "nodes", "-o", "json"]))["items"]) == 3
+    run(kubectl + ["wait", "-n", "kube-system", "--for=condition=Ready", "pods", "--all", "--timeout=180s"], timeout=240)
+    pods = json.loads(run(kubectl + ["get", "pods", "-n", "kube-system", "-o", "json"]))["items"]
+    images = sorted(set(c["image"] for p in pods for c in p["spec"]["containers"]))
+    assert "aiinfra.local/kind-pod-network:v1" in images and any("coredns" in i for i in images), images
+    events = run(kubectl + ["get", "events", "-n", "kube-system", "--field-selector", "reason=Pulling", "-o", "name"])
+    assert events.strip() == "", events
+    print("kind cluster (1 control plane, 2 workers) up in %.0f s" % cluster["up_seconds"])
+
+
+def test_an_image_from_the_local_registry_serves_across_nodes(cluster, tmp_path):
+    kubectl = cluster["kubectl"]
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(WEB)
+    run(kubectl + ["apply", "-f", str(manifest)])
+    run(kubectl + ["rollout", "status", "deployment/web", "--timeout=120s"], timeout=180)
+    placed = json.loads(run(kubectl + ["get", "pods", "-l", "app=web", "-o", "json"]))["items"]
+    assert len(set(p["spec"]["nodeName"] for p in placed)) == 2, [p["spec"]["nodeName"] for p in placed]
+    pulled = run(kubectl + ["get", "events", "--field-selector", "reason=Pulled", "-o", "jsonpath={.items[*].message}"])
+    assert cluster["web"] in pulled, pulled
+    # From a pod on the control plane: the Service's DNS name (CoreDNS), its ClusterIP
+    # (kube-proxy) and both backends on the two workers (the pod network between nodes).
+    answers = set()
+    for _attempt in range(20):
+        out = run(kubectl + ["run", "probe", "--rm", "-i", "--restart=Never", "--image=aiinfra.local/kind-pod-network:v1",
+                             "--image-pull-policy=Never", "--overrides",
+                             json.dumps({"spec": {"nodeName": NAME + "-control-plane", "tolerations": [{"operator": "Exists"}]}}),
+                             "--", "bash", "-c", "for i in 1 2 3 4 5 6; do curl -s --max-time 3 http://web.default.svc.cluster.local/; done"],
+                  timeout=120, check=False)
+        answers.update(line.strip() for line in out.splitlines() if line.strip().startswith("web-"))
+        if len(answers) == 2:
+            break
+    assert answers == set(p["metadata"]["name"] for p in placed), answers
+
+
+@pytest.mark.upstream
+def test_jobset_controller_runs_from_the_local_registry_and_reconciles(cluster, tmp_path):
+    """The JobSet chart with its image moved to the local registry: the controller runs as a real
+    pod pulled from it, serves its webhooks through their Service (with the certificate it makes
+    itself), and runs a JobSet to completion."""
+    kubectl = cluster["kubectl"]
+    operators = os.path.join(CACHE, "operators")
+    binary = os.path.join(operators, sorted(d for d in os.listdir(operators) if d.startswith("jobset-"))[-1], "jobset")
+    image = push(tmp_path, "jobset/jobset:v0.12.0", "--file", binary + ":/manager", "--dir", "/tmp", "--user", "65532:65532")
+    helm = os.path.join(run(["bash", os.path.join(ROOT, "tools", "gobuild", "build.sh"), "--print-only"]).strip(), "helm")
+    run([helm, "install", "jobset", os.path.join(CHARTS, "jobset"), "--kubeconfig", STATE + "/kubeconfig", "-n", "jobset-system",
+         "--create-namespace", "--set", "image.repository=" + image.rsplit(":", 1)[0], "--wait", "--timeout", "300s"], timeout=420)
+    pods = json.loads(run(kubectl + ["get", "pods", "-n", "jobset-system", "-o", "json"]))["items"]
+    assert [c["image"] for p in pods for c in p["spec"]["containers"]] == [image]
+    assert all(c["ready"] for p in pods for c in p["status"]["containerStatuses"])
+
+    manifest = tmp_path / "jobset.yaml"
+    manifest.write_text(JOBSET)
+    # The first requests may reach the webhook before its certificate is in place.
+    for _attempt in range(30):
+        out = run(kubectl + ["apply", "-f", str(manifest)], check=False)
+        if "created" in out or "unchanged" in out or "configured" in out:
+            break
+        time.sleep(2)
+    assert "jobset.jobset.x-k8s.io/hello" in out, out
+    # Defaulted by the mutating webhook (through the Service) before it was stored.
+    stored = json.loads(run(kubectl + ["get", "jobset", "hello", "-o", "json"]))
+    assert stored["spec"].get("successPolicy", {}).get("operator") == "All", stored["spec"]
+    run(kubectl + ["wait", "jobset/hello", "--for=condition=Completed", "--timeout=180s"], timeout=240)
+    jobs = json.loads(run(kubectl + ["get", "jobs", "-l", "jobset.sigs.k8s.io/jobset-name=hello", "-o", "json"]))["items"]
+    assert len(jobs) == 2 and all(j["status"].get("succeeded") == 1 for j in jobs), [j["status"] for j in jobs]
+
+
+def test_down_leaves_nothing_of_its_own(cluster):
+    run(["bash", os.path.join(KIND, "cluster.sh"), "down", NAME])
+    cluster["up"] = False
+    before = cluster["before"]
     containers, networks, proxies = docker_state()
     assert not [c for c in containers - before[0] if NAME in c], containers
     assert networks - before[1] == set(), networks - before[1]

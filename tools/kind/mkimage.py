@@ -4,7 +4,7 @@
 from layer tars and single files, with no registry and no base image.
 
   mkimage.py -o out.tar --ref registry.k8s.io/pause:3.10.2 [--ref other:tag] \
-      [--layer-tar base.tar] [--file SRC:DEST[:MODE]] ... \
+      [--layer-tar base.tar] [--file SRC:DEST[:MODE]] ... [--dir /tmp] \
       [--entrypoint '["/pause"]'] [--cmd '[]'] [--env K=V] [--user 65535]
 
 Layers are stored uncompressed (media type ...layer.v1.tar), so a layer's digest is its diff_id;
@@ -31,10 +31,16 @@ def sha256_of(path):
     return digest.hexdigest(), os.path.getsize(path)
 
 
-def files_layer(specs, out):
-    """A tar of the given files (SRC:DEST[:MODE]), parent directories 0755, owned by root."""
+def files_layer(specs, out, directories=()):
+    """A tar of the given files (SRC:DEST[:MODE]) and empty directories (1777, as /tmp), parent
+    directories 0755, owned by root."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         made = set()
+        for directory in directories:
+            info = tarfile.TarInfo(directory.strip("/"))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o1777, 0
+            tar.addfile(info)
+            made.add(info.name)
         for spec in specs:
             parts = spec.split(":")
             src, dest = parts[0], parts[1].lstrip("/")
@@ -103,9 +109,9 @@ class Layout:
 def build(args):
     layout = Layout(os.path.dirname(os.path.abspath(args.out)))
     layers = [layout.add_file(path) for path in args.layer_tar]
-    if args.file:
+    if args.file or args.dir:
         path = os.path.join(layout.root, "files-layer.tar")
-        files_layer(args.file, path)
+        files_layer(args.file, path, args.dir)
         layers.append(layout.add_file(path, move=True))
     config = {"Env": args.env or [DEFAULT_PATH]}
     if args.entrypoint:
@@ -135,6 +141,7 @@ def main(argv=None):
     parser.add_argument("--ref", action="append", required=True, help="image name:tag (repeat for more tags)")
     parser.add_argument("--layer-tar", action="append", default=[], help="an uncompressed layer tar, bottom first")
     parser.add_argument("--file", action="append", default=[], help="SRC:DEST[:MODE], all in one top layer")
+    parser.add_argument("--dir", action="append", default=[], help="an empty directory (mode 1777), in the top layer")
     parser.add_argument("--entrypoint")
     parser.add_argument("--cmd")
     parser.add_argument("--env", action="append", default=[])
