@@ -94,6 +94,7 @@ benchmark: venv collection
 # planes) are CPU-bound: they run beside the suite too, at a lower priority, in the time it spends
 # waiting on controllers. They start once `up` has built the control plane and the controllers
 # (on a cold cache their own launchers would otherwise wait for that build past their timeouts).
+# Last, alone, once the rest passed: the kind cluster on the offline node image (test-kind).
 NODES_LOG := $(CURDIR)/.cache/test-nodes.log
 BESIDE_LOG := $(CURDIR)/.cache/test-beside.log
 BESIDE_TESTS := tests/integration/test_launcher.py tests/integration/test_check_mode.py tests/distribution/test_sanity.py \
@@ -114,7 +115,9 @@ test: venv collection
 	  if $(VENV)/bin/pytest -q --durations=15 tests/unit tests/integration tests/distribution $(addprefix --ignore=,$(BESIDE_TESTS)) \
 	      && $(VENV)/bin/molecule test -s local; then suite=0; else suite=1; fi; \
 	else suite=1; fi; \
-	report; test $$suite -eq 0
+	report; test $$suite -eq 0; \
+	$(CLUSTER) down; \
+	$(MAKE) --no-print-directory test-kind
 
 clean: down
 	rm -rf $(VENV) .cache .local-cluster-nodes
