@@ -195,6 +195,8 @@ def execute(module, body):
     client = None
     try:
         client = client_from_module(module)
+        if module.params.get("batch") is not None:
+            _check_elements(module)  # before anything is sent, the namespaces included
         namespaces = _ensure_namespaces(module, client) if module.params.get("create_namespaces") else None
         if module.params.get("batch") is None:
             result = body(client)
@@ -239,17 +241,22 @@ def _run_params(module):
     return shared, [element_options(shared, element) for element in module.params["batch"]]
 
 
-def _run_batch(module, client, body):
-    """Run `body` once per element of `batch` on the shared client: every element is applied
-    before any of them waits, then all wait together against one deadline (see _Batch)."""
-    shared, element_params = _run_params(module)
-    elements = module.params["batch"]
-    for index, params in enumerate(element_params):
+def _check_elements(module):
+    """The rules keyed on a shared option (required_if state=present), for every element with
+    the state it runs with."""
+    for index, params in enumerate(_run_params(module)[1]):
         try:
             # Elements carry every option, unset ones as None; "required" means set.
             check_required_if(module.batch_shared_rules, dict((k, v) for k, v in params.items() if v is not None))
         except TypeError as exc:
             raise InputError("batch[%d] %s: %s (nothing was applied)" % (index, params.get("name") or "", exc))
+
+
+def _run_batch(module, client, body):
+    """Run `body` once per element of `batch` on the shared client: every element is applied
+    before any of them waits, then all wait together against one deadline (see _Batch)."""
+    shared, element_params = _run_params(module)
+    elements = module.params["batch"]
     module.batch_read_cache = {}
     try:
         results = _Batch(module, client, body, element_params).run()

@@ -614,6 +614,11 @@ def test_create_namespaces_ensures_each_namespace_once_and_never_writes_again(mo
 
     elements = boards([first, second, first]) + [{"name": "tb-old", "namespace": namespace + "-c", "log_dir_uri": "s3://x", "state": "absent"}]
     try:
+        # An element the module refuses stops the run before its namespace is made too.
+        refused = module_runner("triton_server", {"batch": [{"name": "t", "namespace": first}], "wait": False, "create_namespaces": True})
+        assert refused.get("failed") and "model_repository" in refused["msg"] and "nothing was applied" in refused["msg"], refused
+        assert getter("v1", "Namespace", first) is None
+
         preview = module_runner("tensorboard", {"batch": elements, "wait": False, "create_namespaces": True}, check_mode=True)
         assert preview.get("failed") is not True and preview["changed"] is True, preview.get("msg")
         assert [(r["name"], r["action"]) for r in preview["namespaces"]] == [(first, "created"), (second, "created")]

@@ -127,5 +127,7 @@ docker exec "$build_container" bash -c 'nohup containerd >/tmp/containerd.log 2>
 docker stop -t 1 "$build_container" >/dev/null
 docker commit --change 'ENTRYPOINT [ "/usr/local/bin/entrypoint", "/sbin/init" ]' \
   --change 'ENV HTTP_PROXY="" HTTPS_PROXY="" NO_PROXY=""' "$build_container" "$image" >/dev/null
+# Earlier builds (other inputs) are 1.4 GB each: keep only this one.
+docker images --format '{{.Repository}}:{{.Tag}}' aiinfra.local/kind-node | grep -vx "$image" | xargs -r docker rmi >/dev/null 2>&1 || true
 log "$image built in $((SECONDS - started)) s"
 echo "$image"
