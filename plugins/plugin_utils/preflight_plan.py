@@ -161,15 +161,16 @@ def entry_errors(name, entries, module):
             continue  # the role's spec (elements: dict) reports it
         label = "%s[%d]%s" % (name, index, " (%s)" % entry["name"] if isinstance(entry.get("name"), str) else "")
         result = ArgumentSpecValidator(spec).validate(dict(entry))
-        for error in result.errors.errors:
-            if isinstance(error, UnsupportedError):
-                for key in sorted(result.unsupported_parameters, key=str):
-                    option = key[0] if isinstance(key, tuple) else key
-                    close = difflib.get_close_matches(str(option), list(spec), n=1)
-                    messages.append("%s: %s is not an option of aiinfra.cluster.%s%s"
-                                    % (label, option, module, " (did you mean %s?)" % close[0] if close else ""))
-            else:
-                messages.append("%s: %s" % (label, error.msg))
+        # Unknown options, nested ones as (parent, ..., name): each with the closest sibling.
+        paths = [[str(part) for part in (key if isinstance(key, tuple) else (key,))] for key in result.unsupported_parameters]
+        for path in sorted(paths):
+            siblings = spec
+            for part in path[:-1]:
+                siblings = (siblings.get(part) or {}).get("options") or {}
+            close = difflib.get_close_matches(path[-1], list(siblings), n=1)
+            messages.append("%s: %s is not an option of aiinfra.cluster.%s%s"
+                            % (label, ".".join(path), module, " (did you mean %s?)" % ".".join(path[:-1] + close) if close else ""))
+        messages.extend("%s: %s" % (label, error.msg) for error in result.errors.errors if not isinstance(error, UnsupportedError))
     return messages
 
 

@@ -50,12 +50,15 @@ def test_every_module_option_is_taken_and_a_typo_is_named_with_its_fix():
     assert check("model_serving", {"model_serving_inference_services": [entry]}) == []
 
     rows = check("model_serving", {
-        "model_serving_inference_services": [{"name": "llm", "namespace": "s", "gpu": 1}],
+        "model_serving_inference_services": [{"name": "llm", "namespace": "s", "gpu": 1, "model_format": {"name": "onnx", "vers": "1"}}],
         "model_serving_triton_servers": [{"name": "t", "namespace": "s", "gpu_allocation": "mig"}],
     })
-    assert len(rows) == 2, rows
+    assert len(rows) == 3, rows
     assert rows[0] == "model_serving_inference_services[0] (llm): gpu is not an option of aiinfra.cluster.inference_service (did you mean gpus?)"
-    assert rows[1].startswith("model_serving_triton_servers[0] (t): value of gpu_allocation must be one of: device_plugin, dra")
+    # a nested option is named by its path, with the closest option beside it
+    assert rows[1] == ("model_serving_inference_services[0] (llm): model_format.vers is not an option of aiinfra.cluster.inference_service"
+                       " (did you mean model_format.version?)")
+    assert rows[2].startswith("model_serving_triton_servers[0] (t): value of gpu_allocation must be one of: device_plugin, dra")
 
 
 def test_per_entry_apply_options_are_typed():
