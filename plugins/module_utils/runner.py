@@ -195,13 +195,14 @@ def execute(module, body):
     client = None
     try:
         client = client_from_module(module)
+        shared, runs = _run_params(module)
         if module.params.get("batch") is not None:
-            _check_elements(module)  # before anything is sent, the namespaces included
-        namespaces = _ensure_namespaces(module, client) if module.params.get("create_namespaces") else None
+            _check_elements(module, runs)  # before anything is sent, the namespaces included
+        namespaces = _ensure_namespaces(module, client, runs) if module.params.get("create_namespaces") else None
         if module.params.get("batch") is None:
             result = body(client)
         else:
-            result = _run_batch(module, client, body)
+            result = _run_batch(module, client, body, shared, runs)
         if namespaces is not None:
             result["namespaces"] = namespaces[0]
             result["changed"] = result.get("changed") or any(r["changed"] for r in namespaces[0])
@@ -218,12 +219,12 @@ def execute(module, body):
     module.exit_json(**result)
 
 
-def _ensure_namespaces(module, client):
+def _ensure_namespaces(module, client, runs):
     """Apply, once each, the namespace of the run or of every batch element with state=present,
     before anything is applied in them (what a role's own namespace task did, in the same call).
     Returns (results, diffs)."""
     names = []
-    for params in _run_params(module)[1]:
+    for params in runs:
         if params.get("state") == "present" and params.get("namespace") and params["namespace"] not in names:
             names.append(params["namespace"])
     engine = ApplyEngine(
@@ -241,10 +242,10 @@ def _run_params(module):
     return shared, [element_options(shared, element) for element in module.params["batch"]]
 
 
-def _check_elements(module):
+def _check_elements(module, runs):
     """The rules keyed on a shared option (required_if state=present), for every element with
     the state it runs with."""
-    for index, params in enumerate(_run_params(module)[1]):
+    for index, params in enumerate(runs):
         try:
             # Elements carry every option, unset ones as None; "required" means set.
             check_required_if(module.batch_shared_rules, dict((k, v) for k, v in params.items() if v is not None))
@@ -252,10 +253,10 @@ def _check_elements(module):
             raise InputError("batch[%d] %s: %s (nothing was applied)" % (index, params.get("name") or "", exc))
 
 
-def _run_batch(module, client, body):
-    """Run `body` once per element of `batch` on the shared client: every element is applied
-    before any of them waits, then all wait together against one deadline (see _Batch)."""
-    shared, element_params = _run_params(module)
+def _run_batch(module, client, body, shared, element_params):
+    """Run `body` once per element of `batch` on the shared client (`element_params`: each
+    element's options over the `shared` ones): every element is applied before any of them
+    waits, then all wait together against one deadline (see _Batch)."""
     elements = module.params["batch"]
     module.batch_read_cache = {}
     try:
