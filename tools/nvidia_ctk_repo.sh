@@ -13,6 +13,8 @@
 # a second run with the same version builds nothing. Prints the repository directory on stdout.
 # Needs: go (>= the toolkit's go directive), gcc (cgo, for NVML bindings), dpkg-deb, dpkg-scanpackages.
 set -euo pipefail
+# shellcheck source=/dev/null
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/gobuild/lib.sh"
 version="${NVIDIA_CTK_VERSION:-1.20.2}"
 revision="${NVIDIA_CTK_DEB_REVISION:-1}"
 module="github.com/NVIDIA/nvidia-container-toolkit"
@@ -53,7 +55,7 @@ fi
 
 work="$(mktemp -d /tmp/aiinfra-ctk-deb.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-srcdir="$(GOFLAGS=-mod=mod go mod download -json "$module@v$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+srcdir="$(GOFLAGS=-mod=mod module_dir "$module@v$version")"
 
 package() {  # name, description, depends, files...
   local name="$1" desc="$2" depends="$3" root="$work/$1"

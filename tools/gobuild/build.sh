@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
 . "$here/versions.env"
 # shellcheck source=/dev/null
-. "$here/kube_ldflags.sh"
+. "$here/lib.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
 bin="$cache/bin/k8s-$KUBERNETES_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION-helm-$HELM_VERSION"
@@ -38,7 +38,7 @@ build_kwok() {
   # kwok >= 0.8 ships no built-in stages: take the upstream "fast" node/pod stages from the
   # same module version (data files, not code).
   local dir
-  dir="$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  dir="$(module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")"
   mkdir -p "$bin/kwok-stages"
   cp "$dir/kustomize/stage/node/fast/node-initialize.yaml" \
      "$dir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \

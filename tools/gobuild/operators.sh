@@ -12,6 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
 . "$here/versions.env"
+# shellcheck source=/dev/null
+. "$here/lib.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
 root="$cache/operators"
@@ -56,7 +58,7 @@ build_one() {
 data_files() {
   local name="$1" mod="$2" ver="$3" dir="$4" src
   [ "$name" = fluid ] && [ ! -d "$dir/charts" ] || return 0
-  src="$(cd "$here/$name" && go mod download -json "$mod@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  src="$(cd "$here/$name" && module_dir "$mod@$ver")"
   cp -r "$src/charts" "$dir/charts.tmp" && chmod -R u+w "$dir/charts.tmp"
   # The runtime charts depend on file://../library; the image's helm fork resolves that in place,
   # helm v3 wants it under charts/ (what `helm dependency build` would put there).

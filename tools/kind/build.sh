@@ -11,7 +11,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
 . "$here/versions.env"
 # shellcheck source=/dev/null
-. "$here/../gobuild/kube_ldflags.sh"
+. "$here/../gobuild/lib.sh"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}"
 bin="$cache/kind/bin-k8s-$KUBERNETES_VERSION-kind-$KIND_VERSION-containerd-$CONTAINERD_VERSION-coredns-$COREDNS_VERSION-crictl-$CRI_TOOLS_VERSION-cni-$CNI_PLUGINS_VERSION-registry-$REGISTRY_VERSION"
@@ -61,7 +61,7 @@ fi
 if need pause; then
   # The pod sandbox's pause: Kubernetes' own C source from the module, linked statically.
   log "pause $PAUSE_VERSION"
-  src="$(cd "$here/gomod/kubernetes-node" && go list -m -json k8s.io/kubernetes | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/build/pause/linux/pause.c"
+  src="$(module_dir "k8s.io/kubernetes@$KUBERNETES_VERSION")/build/pause/linux/pause.c"
   cc -static -Os -DVERSION="$PAUSE_VERSION" -o "$bin/pause.tmp" "$src"
   mv "$bin/pause.tmp" "$bin/pause"
 fi

@@ -12,6 +12,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/../gobuild/versions.env"
 # shellcheck source=/dev/null
 . "$here/versions.env"
+# shellcheck source=/dev/null
+. "$here/../gobuild/lib.sh"
 cache="${AIINFRA_CACHE:-$HOME/.cache/aiinfra-cluster}/kind"
 log() { echo "kind-node-image: $*" >&2; }
 
@@ -30,8 +32,7 @@ if docker image inspect "$image" >/dev/null 2>&1; then echo "$image"; exit 0; fi
 started=$SECONDS
 bin="$(bash "$here/build.sh")"
 kbin="$(bash "$here/../gobuild/build.sh")"
-kind_files="$(cd "$here/gomod/kubernetes-node" && GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kind@$KIND_VERSION" \
-                | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/images/base/files"
+kind_files="$(GOFLAGS=-mod=mod module_dir "sigs.k8s.io/kind@$KIND_VERSION")/images/base/files"
 
 # The Debian rootfs, cached by suite and package list (the packages kind's base image installs).
 packages="systemd,systemd-sysv,dbus,conntrack,iptables,nftables,iproute2,ethtool,util-linux,mount,kmod,libseccomp2,pigz,e2fsprogs,bash,ca-certificates,curl,jq,procps,runc,socat,ebtables"
