@@ -117,6 +117,14 @@ out_of_date:
   type: list
   elements: str
   sample: [gpu-operator/gpu-operator]
+not_deployed:
+  description:
+    - C(namespace/name) of each wanted release whose latest revision did not deploy (V(failed), V(pending-install), ...).
+    - Comparing its values says nothing, so a helm task must redo it (C(force)); kubernetes.core.helm would report it unchanged.
+  returned: always
+  type: list
+  elements: str
+  sample: [kserve/kserve-runtime-configs]
 installed:
   description: C(namespace/name) of each wanted release that is installed (any status but uninstalled).
   returned: always
@@ -164,6 +172,7 @@ def main():
             "releases": states,
             "out_of_date": [key % s for s in states if not s["up_to_date"]],
             "installed": [key % s for s in states if s["installed"]],
+            "not_deployed": [key % s for s in states if s["installed"] and s["status"] != "deployed"],
         }
 
     execute(module, body)

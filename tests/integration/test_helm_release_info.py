@@ -54,7 +54,7 @@ def test_release_state_matches_what_helm_would_do(module_runner, kubeconfig, nam
     want = {"name": "tiny", "namespace": namespace, "chart_ref": chart, "chart_version": "0.1.0", "values": {"size": 2}}
     res = states(module_runner, [want])
     assert res["out_of_date"] == ["%s/tiny" % namespace] and res["releases"][0]["reasons"] == ["not installed"]
-    assert res["installed"] == [] and res["changed"] is False
+    assert res["installed"] == [] and res["not_deployed"] == [] and res["changed"] is False
     values = tmp_path / "values.yaml"
     values.write_text("size: 2\n")
     helm(kubeconfig, "install", "tiny", chart, "-n", namespace, "-f", str(values))
@@ -77,6 +77,11 @@ def test_release_state_matches_what_helm_would_do(module_runner, kubeconfig, nam
     assert helm(kubeconfig, "upgrade", "tiny", chart, "-n", namespace, "-f", str(failing), check=False).returncode != 0
     res = states(module_runner, [want])
     assert res["releases"][0]["reasons"] == ["latest revision 2 is failed"] and res["releases"][0]["installed"] is True
+    # ... and to be redone by force: with the same values kubernetes.core.helm would report it unchanged.
+    assert res["not_deployed"] == ["%s/tiny" % namespace]
+    helm(kubeconfig, "upgrade", "tiny", chart, "-n", namespace, "-f", str(values), "--force")
+    res = states(module_runner, [want])
+    assert res["not_deployed"] == [] and res["out_of_date"] == [] and res["releases"][0]["revision"] == 3, res
     # state absent: up to date only once helm uninstalled it.
     res = states(module_runner, [dict(want, state="absent")])
     assert res["out_of_date"] == ["%s/tiny" % namespace]
