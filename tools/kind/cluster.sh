@@ -3,6 +3,8 @@
 # beyond this machine:
 #   tools/kind/cluster.sh up [NAME] [WORKERS]    # default aiinfra-kind, 4 workers (molecule/kind's shape)
 #   tools/kind/cluster.sh down [NAME]            # the nodes, the kind network, what up left behind
+# AIINFRA_KIND_GPU_NODES=N adds N simulated GPU nodes (tools/kind/gpu_nodes.py: KWOK on this machine,
+# tainted nvidia.com/gpu=present:NoSchedule; the API server tolerates it for pods asking for GPUs).
 # The kubeconfig is written to $AIINFRA_KIND_DIR (default /tmp/aiinfra-kind-NAME)/kubeconfig. Needs
 # a Docker engine (tools/docker_up.sh).
 # A local OCI registry (distribution, built here) runs beside the nodes as the container
@@ -16,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 command="${1:-}"
 name="${2:-aiinfra-kind}"
 workers="${3:-4}"
+gpu_nodes="${AIINFRA_KIND_GPU_NODES:-0}"
 state="${AIINFRA_KIND_DIR:-/tmp/aiinfra-kind-$name}"
 port="${AIINFRA_KIND_REGISTRY_PORT:-5001}"
 bin="$(bash "$here/build.sh" --print-only)"
@@ -41,15 +44,24 @@ up() {
     echo "kind: Cluster"
     echo "apiVersion: kind.x-k8s.io/v1alpha4"
     echo "nodes:"
-    echo "- role: control-plane"
-    for _ in $(seq 1 "$workers"); do echo "- role: worker"; done
+    # The label tells the kind nodes (real containers) from the simulated GPU nodes.
+    printf -- '- role: control-plane\n  labels: {aiinfra.cluster/kind-node: "true"}\n'
+    for _ in $(seq 1 "$workers"); do printf -- '- role: worker\n  labels: {aiinfra.cluster/kind-node: "true"}\n'; done
     # kubelet 1.37 refuses cgroup v1 unless told otherwise (kind still supports it).
     if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
       printf 'kubeadmConfigPatches:\n- |\n  kind: KubeletConfiguration\n  failCgroupV1: false\n'
     fi
+    # GPU nodes are tainted, as many fleets do: a pod asking for nvidia.com/gpu gets the toleration
+    # from this admission plugin, every other pod stays off them.
+    printf 'kubeadmConfigPatchesJSON6902:\n- group: kubeadm.k8s.io\n  version: v1beta4\n  kind: ClusterConfiguration\n'
+    printf '  patch: |\n    - op: add\n      path: /apiServer/extraArgs/-\n'
+    printf '      value: {name: enable-admission-plugins, value: "NodeRestriction,ExtendedResourceToleration"}\n'
   } > "$state/kind.yaml"
   "$kind" create cluster --name "$name" --image "$image" --config "$state/kind.yaml" --kubeconfig "$state/kubeconfig" --wait 300s
   registry_up
+  if [ "$gpu_nodes" -gt 0 ]; then
+    python3 "$here/gpu_nodes.py" up --kubeconfig "$state/kubeconfig" --state-dir "$state" --nodes "$gpu_nodes"
+  fi
   log "$name up in $((SECONDS - started)) s on $image; kubeconfig $state/kubeconfig; registry 127.0.0.1:$port"
 }
 
@@ -80,6 +92,7 @@ registry_up() {
 }
 
 down() {
+  if [ -e "$state/kwok.pid" ]; then python3 "$here/gpu_nodes.py" down --kubeconfig "$state/kubeconfig" --state-dir "$state" || true; fi
   docker rm -f "$registry" >/dev/null 2>&1 || true
   if [ -x "$kind" ]; then "$kind" delete cluster --name "$name" --kubeconfig "$state/kubeconfig" || true; fi
   if [ -e "$state/created-kind-network" ] && [ -z "$(docker network inspect kind --format '{{range .Containers}}{{.Name}} {{end}}' 2>/dev/null)" ]; then

@@ -4,7 +4,7 @@
 from layer tars and single files, with no registry and no base image.
 
   mkimage.py -o out.tar --ref registry.k8s.io/pause:3.10.2 [--ref other:tag] \
-      [--layer-tar base.tar] [--file SRC:DEST[:MODE]] ... [--dir /tmp] \
+      [--layer-tar base.tar] [--file SRC:DEST[:MODE]] ... [--dir /tmp] [--link DEST:TARGET] \
       [--entrypoint '["/pause"]'] [--cmd '[]'] [--env K=V] [--user 65535]
 
 Layers are stored uncompressed (media type ...layer.v1.tar), so a layer's digest is its diff_id;
@@ -31,20 +31,13 @@ def sha256_of(path):
     return digest.hexdigest(), os.path.getsize(path)
 
 
-def files_layer(specs, out, directories=()):
-    """A tar of the given files (SRC:DEST[:MODE]) and empty directories (1777, as /tmp), parent
-    directories 0755, owned by root."""
+def files_layer(specs, out, directories=(), links=()):
+    """A tar of the given files (SRC:DEST[:MODE]), empty directories (1777, as /tmp) and symbolic
+    links (DEST:TARGET), parent directories 0755, owned by root."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
         made = set()
-        for directory in directories:
-            info = tarfile.TarInfo(directory.strip("/"))
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o1777, 0
-            tar.addfile(info)
-            made.add(info.name)
-        for spec in specs:
-            parts = spec.split(":")
-            src, dest = parts[0], parts[1].lstrip("/")
-            mode = int(parts[2], 8) if len(parts) > 2 else 0o755
+
+        def parents_of(dest):
             parents, parent = [], os.path.dirname(dest)
             while parent and parent not in made:
                 parents.append(parent)
@@ -54,10 +47,28 @@ def files_layer(specs, out, directories=()):
                 info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
                 tar.addfile(info)
                 made.add(directory)
+
+        for directory in directories:
+            info = tarfile.TarInfo(directory.strip("/"))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o1777, 0
+            tar.addfile(info)
+            made.add(info.name)
+        for spec in specs:
+            parts = spec.split(":")
+            src, dest = parts[0], parts[1].lstrip("/")
+            mode = int(parts[2], 8) if len(parts) > 2 else 0o755
+            parents_of(dest)
             info = tarfile.TarInfo(dest)
             info.size, info.mode, info.mtime = os.path.getsize(src), mode, 0
             with open(src, "rb") as handle:
                 tar.addfile(info, handle)
+        for spec in links:
+            dest, target = spec.split(":", 1)
+            dest = dest.lstrip("/")
+            parents_of(dest)
+            info = tarfile.TarInfo(dest)
+            info.type, info.linkname, info.mode, info.mtime = tarfile.SYMTYPE, target, 0o777, 0
+            tar.addfile(info)
 
 
 class Layout:
@@ -109,9 +120,9 @@ class Layout:
 def build(args):
     layout = Layout(os.path.dirname(os.path.abspath(args.out)))
     layers = [layout.add_file(path) for path in args.layer_tar]
-    if args.file or args.dir:
+    if args.file or args.dir or args.link:
         path = os.path.join(layout.root, "files-layer.tar")
-        files_layer(args.file, path, args.dir)
+        files_layer(args.file, path, args.dir, args.link)
         layers.append(layout.add_file(path, move=True))
     config = {"Env": args.env or [DEFAULT_PATH]}
     if args.entrypoint:
@@ -142,6 +153,7 @@ def main(argv=None):
     parser.add_argument("--layer-tar", action="append", default=[], help="an uncompressed layer tar, bottom first")
     parser.add_argument("--file", action="append", default=[], help="SRC:DEST[:MODE], all in one top layer")
     parser.add_argument("--dir", action="append", default=[], help="an empty directory (mode 1777), in the top layer")
+    parser.add_argument("--link", action="append", default=[], help="DEST:TARGET, a symbolic link in the top layer")
     parser.add_argument("--entrypoint")
     parser.add_argument("--cmd")
     parser.add_argument("--env", action="append", default=[])

@@ -6,11 +6,13 @@ set -u
 SA=/var/run/secrets/kubernetes.io/serviceaccount
 while true; do
   K=(kubectl --server="https://${CONTROL_PLANE_ENDPOINT}" --token="$(cat $SA/token)" --certificate-authority="$SA/ca.crt")
-  if ! "${K[@]}" get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}' > /tmp/nodes; then
+  if ! "${K[@]}" get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address} kwok={.metadata.annotations.kwok\.x-k8s\.io/node}{"\n"}{end}' > /tmp/nodes; then
     sleep 2; continue
   fi
-  while read -r name cidr ip; do
+  while read -r name cidr ip kwok; do
     [ -z "${cidr:-}" ] && continue
+    # KWOK's simulated nodes (tools/kind/gpu_nodes.py) run no pods to route to.
+    [ "${kwok:-}" = kwok=fake ] && continue
     if [ "$name" = "$NODE_NAME" ]; then
       cat > /tmp/conf <<JSON
 {"cniVersion":"0.3.1","name":"kindnet","plugins":[

@@ -1,0 +1,3 @@
+module aiinfra.local/standin
+
+go 1.26
