@@ -3,14 +3,17 @@ from anywhere (every image kubeadm and kind run is made from binaries built here
 here are pushed to the local registry on 127.0.0.1 and pulled from it by the nodes, real pods
 serve real processes across nodes through kube-proxy and CoreDNS, an operator's controller (the
 JobSet chart) runs from the local registry and reconciles through its webhook's Service, and
-`down` leaves no container, network or process of its own behind.
+`down` leaves no container, network or process of its own behind. Last, `molecule test -s kind`
+offline: the whole site on such a cluster, converged twice (the second changes nothing).
 
 Needs a Docker engine (tools/docker_up.sh; `make test-kind` starts and stops one)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -197,3 +200,42 @@ def test_down_leaves_nothing_of_its_own(cluster):
     assert networks - before[1] == set(), networks - before[1]
     assert proxies - before[2] == set(), proxies - before[2]
     assert not os.path.exists(STATE)
+
+
+def _memory_used_mib():
+    info = dict(line.split(":", 1) for line in open("/proc/meminfo"))
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) // 1024
+
+
+@pytest.mark.upstream
+def test_molecule_kind_scenario_offline():
+    """`molecule test -s kind` as make test runs it here (AIINFRA_KIND_OFFLINE=1): create (node image,
+    local registry with the platform's images, four simulated GPU nodes), converge site.yml with the
+    controllers running as pods pulled from the registry, idempotence (changed=0), verify, destroy;
+    then nothing of its own is left (containers, networks, KWOK, docker-proxy)."""
+    before = docker_state()
+    kwok_before = set(run(["pgrep", "-f", "kwok --config"], check=False).split())
+    peak, done = [_memory_used_mib()], threading.Event()
+
+    def sample():
+        while not done.wait(2):
+            peak.append(_memory_used_mib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    env = dict(os.environ, AIINFRA_KIND_OFFLINE="1", NO_COLOR="1", PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ["PATH"])
+    try:
+        out = run([os.path.join(ROOT, ".venv", "bin", "molecule"), "test", "-s", "kind"], timeout=3000, check=False, cwd=ROOT, env=env)
+    finally:
+        done.set()
+        sampler.join()
+    elapsed = time.monotonic() - started
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    for step in ("create", "converge", "idempotence", "verify", "destroy"):
+        assert "%s: Executed: Successful" % step in plain, plain[-6000:]
+    containers, networks, proxies = docker_state()
+    assert not [c for c in containers - before[0] if "aiinfra-molecule" in c], containers
+    assert networks - before[1] == set() and proxies - before[2] == set(), (networks, proxies)
+    assert set(run(["pgrep", "-f", "kwok --config"], check=False).split()) - kwok_before == set()
+    print("molecule test -s kind (offline): %.0f s, memory in use peaked at %d MiB (%d MiB before)" % (elapsed, max(peak), peak[0]))
