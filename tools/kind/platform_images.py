@@ -73,15 +73,18 @@ def log(msg):
     sys.stderr.flush()
 
 
-def operators_dir():
-    return subprocess.check_output(["bash", os.path.join(ROOT, "tools", "gobuild", "operators.sh"), "--print-only"], text=True).strip()
-
-
-def operator_binary(operators, operator, binary):
-    builds = sorted(d for d in os.listdir(operators) if d.startswith(operator + "-"))
-    if not builds or not os.path.exists(os.path.join(operators, builds[-1], binary)):
-        raise RuntimeError("no %s build in %s: run tools/gobuild/operators.sh %s" % (operator, operators, operator))
-    return os.path.join(operators, builds[-1], binary)
+def operator_binaries():
+    """operator -> its build directory (tools/gobuild/operators.sh builds the ones missing from its
+    cache), at the versions of tools/gobuild/versions.env (the charts' versions)."""
+    names = sorted(set(operator for operator, _binary, _path in CONTROLLERS.values()))
+    root = subprocess.check_output(["bash", os.path.join(ROOT, "tools", "gobuild", "operators.sh")] + names, text=True).strip()
+    versions = {}
+    with open(os.path.join(ROOT, "tools", "gobuild", "versions.env")) as handle:
+        for line in handle:
+            key, sep, value = line.strip().partition("=")
+            if sep and not key.startswith("#"):
+                versions[key] = value
+    return dict((name, os.path.join(root, "%s-%s" % (name, versions["%s_VERSION" % name.upper()]))) for name in names)
 
 
 def layout(work, image, build_args, inputs):
@@ -114,7 +117,7 @@ def main(argv=None):
     started = time.time()
     os.makedirs(opts.work, exist_ok=True)
     try:
-        operators = operators_dir()
+        builds = operator_binaries()
         standin = subprocess.check_output(["bash", os.path.join(HERE, "standin", "build.sh")], text=True).strip()
         # The stand-in in a layer of its own: one blob under every stand-in image.
         standin_layer = os.path.join(opts.work, "standin-%s.tar" % hashlib.sha256(open(standin, "rb").read()).hexdigest()[:12])
@@ -123,7 +126,7 @@ def main(argv=None):
             os.replace(standin_layer + ".tmp", standin_layer)
         pushed = []
         for image, (operator, binary, path) in sorted(CONTROLLERS.items()):
-            src = operator_binary(operators, operator, binary)
+            src = os.path.join(builds[operator], binary)
             args = {"ref": [image], "file": [src + ":" + path], "dir": ["/tmp"], "user": NONROOT, "entrypoint": json.dumps([path])}
             pushed.append((image, layout(opts.work, image, args, stat_key(src))))
         for image, spec in sorted(STANDINS.items()):
