@@ -95,6 +95,24 @@ def kueue_role_defaults():
         return yaml.safe_load(handle)
 
 
+def kwok_args(bin_dir, kubeconfig, cidr, node_ip):
+    """KWOK's arguments: manage only the nodes annotated kwok.x-k8s.io/node=fake, with KWOK's stages
+    from the build cache where tools/kwok-stages has none of the same name."""
+    stages = dict((f, os.path.join(bin_dir, "kwok-stages", f)) for f in os.listdir(os.path.join(bin_dir, "kwok-stages")))
+    local_stages = os.path.join(ROOT, "tools", "kwok-stages")
+    stages.update((f, os.path.join(local_stages, f)) for f in os.listdir(local_stages) if f.endswith(".yaml"))
+    return ["--config=" + stages[f] for f in sorted(stages)] + [
+        "--kubeconfig=" + kubeconfig,
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--manage-nodes-with-label-selector=",
+        "--manage-single-node=",
+        "--cidr=" + cidr,
+        "--node-ip=" + node_ip,
+        "--node-lease-duration-seconds=40",
+    ]
+
+
 def rack_uuid(rack):
     """The NVLink domain's cluster UUID in GFD's gpu.clique label (<clusterUUID>.<cliqueId>)."""
     return "00000000-0000-4000-8000-%012d" % rack
@@ -895,26 +913,7 @@ class LocalCluster:
             ],
         )
         self.start(state, "kube-scheduler", b("kube-scheduler"), common + ["--secure-port=%d" % ports["scheduler"], "--v=1"])
-        # KWOK's stages from the build cache, where tools/kwok-stages has none of the same name.
-        stages = dict((f, os.path.join(bin_dir, "kwok-stages", f)) for f in os.listdir(os.path.join(bin_dir, "kwok-stages")))
-        local_stages = os.path.join(ROOT, "tools", "kwok-stages")
-        stages.update((f, os.path.join(local_stages, f)) for f in os.listdir(local_stages) if f.endswith(".yaml"))
-        proc = self.start(
-            state,
-            "kwok",
-            b("kwok"),
-            ["--config=" + stages[f] for f in sorted(stages)]
-            + [
-                "--kubeconfig=" + self.kubeconfig,
-                "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-                "--manage-nodes-with-label-selector=",
-                "--manage-single-node=",
-                "--cidr=10.244.0.0/16",
-                "--node-ip=10.244.0.1",
-                "--node-lease-duration-seconds=40",
-            ],
-        )
+        proc = self.start(state, "kwok", b("kwok"), kwok_args(bin_dir, self.kubeconfig, "10.244.0.0/16", "10.244.0.1"))
         self._kwok = proc
 
     @staticmethod

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-import local_cluster  # noqa: E402  (the launcher's node and slice manifests)
+import local_cluster  # noqa: E402  (the launcher's KWOK arguments, node and slice manifests)
 
 # KWOK's pod IPs come from each node's podCIDR (kind's controller-manager allocates them); this range
 # is only its fallback, kept apart from kind's 10.244.0.0/16.
@@ -65,19 +65,7 @@ def kwok_alive(state_dir):
 def start_kwok(opts):
     if kwok_alive(opts.state_dir):
         return
-    stages = dict((f, os.path.join(opts.bin, "kwok-stages", f)) for f in os.listdir(os.path.join(opts.bin, "kwok-stages")))
-    local = os.path.join(ROOT, "tools", "kwok-stages")
-    stages.update((f, os.path.join(local, f)) for f in os.listdir(local) if f.endswith(".yaml"))
-    args = [os.path.join(opts.bin, "kwok")] + ["--config=" + stages[f] for f in sorted(stages)] + [
-        "--kubeconfig=" + opts.kubeconfig,
-        "--manage-all-nodes=false",
-        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-        "--manage-nodes-with-label-selector=",
-        "--manage-single-node=",
-        "--cidr=" + KWOK_CIDR,
-        "--node-ip=" + KWOK_NODE_IP,
-        "--node-lease-duration-seconds=40",
-    ]
+    args = [os.path.join(opts.bin, "kwok")] + local_cluster.kwok_args(opts.bin, opts.kubeconfig, KWOK_CIDR, KWOK_NODE_IP)
     with open(os.path.join(opts.state_dir, "kwok.log"), "ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     with open(os.path.join(opts.state_dir, "kwok.pid"), "w") as handle:
@@ -132,10 +120,8 @@ def down(opts):
             kubectl(opts, "delete", "nodes,resourceslices", "-l", "aiinfra.cluster/simulated=true", "--ignore-not-found", "--wait=false")
         except subprocess.CalledProcessError:
             pass  # the cluster is already gone
-    for name in ("kwok.pid",):
-        path = os.path.join(opts.state_dir, name)
-        if os.path.exists(path):
-            os.unlink(path)
+    if os.path.exists(os.path.join(opts.state_dir, "kwok.pid")):
+        os.unlink(os.path.join(opts.state_dir, "kwok.pid"))
 
 
 def main(argv=None):
